@@ -1,0 +1,165 @@
+"""The ASGI callable: one ``async def __call__(scope, receive, send)`` that dispatches on
+``scope["type"]`` and routes by path, with no framework in between.
+
+The three scope types (ASGI spec, "www.rst" and "lifespan.rst"):
+
+- ``http``: one request, one response (the pages, ``/healthz``, ``/metrics``);
+- ``websocket``: one connection for as long as it lives (echo, items, chat);
+- ``lifespan``: once per process, start-up and shutdown of shared resources (the broker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from asgiref.typing import (
+    ASGIReceiveCallable,
+    ASGISendCallable,
+    HTTPScope,
+    LifespanScope,
+    Scope,
+    WebSocketScope,
+)
+
+from . import endpoints, views
+from .context import Context
+from .endpoints import Handshake, WebSocketEndpoint
+from .errors import CloseCode, Disconnected, GoingAway, NotFound, ProtocolError, Refusal
+from .http import method_not_allowed, not_found, send_response
+from .routing import Route, resolve
+from .security import InboundGuard
+from .session import Session, State
+from .views import HttpEndpoint, HttpRequest
+
+logger = logging.getLogger("asgi_chat")
+
+HTTP_ROUTES: Sequence[Route[HttpEndpoint]] = (
+    Route("/", views.page),
+    Route("/echo", views.page),
+    Route("/items", views.page),
+    Route("/healthz", views.healthz),
+    Route("/metrics", views.metrics),
+    Route("/static/{name}", views.asset),
+)
+
+WEBSOCKET_ROUTES: Sequence[Route[WebSocketEndpoint]] = (
+    Route("/ws", endpoints.echo),
+    Route("/items/{item_id}/ws", endpoints.items),
+    Route("/ws/{client_id:int}", endpoints.chat),
+)
+
+
+class ChatApp:
+    """An independent chat: its own settings, membership, counters and open sessions."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.sessions: set[Session] = set()  # every WebSocket between connect and close
+
+    async def __call__(self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        if scope["type"] == "http":
+            await self.http(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await self.websocket(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self.lifespan(scope, receive, send)
+        else:
+            # ASGI: an app "should raise an exception" for a scope type it does not understand.
+            raise ValueError(f"unsupported ASGI scope type {scope['type']!r}")
+
+    # --- http -------------------------------------------------------------------------------
+
+    async def http(self, scope: HTTPScope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        method = scope["method"]
+        try:
+            match = resolve(HTTP_ROUTES, scope["path"])
+        except NotFound:
+            response = not_found()
+        else:
+            if method in match.route.methods:
+                request = HttpRequest(scope["path"], method, scope["headers"], match.params)
+                response = await match.route.endpoint(request, self.ctx)
+            else:
+                response = method_not_allowed(match.route.methods)
+        await send_response(send, response, method)
+
+    # --- websocket --------------------------------------------------------------------------
+
+    async def websocket(
+        self, scope: WebSocketScope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        settings = self.ctx.settings
+        guard = InboundGuard(settings.max_message_bytes, settings.rate_per_second, settings.rate_burst)
+        session = Session(scope, receive, send, guard, self.ctx.metrics)
+        self.sessions.add(session)
+        try:
+            await session.wait_connect()
+            await self._serve(session)
+        except Refusal as refusal:
+            logger.info("websocket %s closed with %d: %s", _where(scope), refusal.code, refusal.reason)
+            await session.close(refusal.code, refusal.reason)
+        except Disconnected:
+            pass  # the peer left: nothing to answer, nothing to log
+        except ProtocolError as error:
+            logger.warning("websocket %s: ASGI protocol error: %s", _where(scope), error)
+            await session.close(CloseCode.INTERNAL_ERROR, "internal error")
+        finally:
+            self.sessions.discard(session)
+
+    async def _serve(self, session: Session) -> None:
+        """Route, run the defences, then hand the session to its endpoint."""
+        scope = session.scope
+        match = resolve(WEBSOCKET_ROUTES, scope["path"])
+        self.ctx.origins.check(scope["headers"], scope.get("scheme") or "ws")
+        client = scope.get("client")
+        address = client[0] if client else None
+        with self.ctx.limits.hold(address):
+            await match.route.endpoint(session, Handshake.from_scope(scope, match.params), self.ctx)
+
+    # --- lifespan ---------------------------------------------------------------------------
+
+    async def lifespan(
+        self, scope: LifespanScope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    # lifespan.rst: startup.failed's message is shown to whoever runs the server.
+                    await send(
+                        {"type": "lifespan.startup.failed", "message": f"asgi_chat cannot start: {exc}"}
+                    )
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def startup(self) -> None:
+        if self.ctx.origins.allow_all:
+            logger.warning("ASGI_CHAT_ALLOWED_ORIGINS contains '*': any web page may open a WebSocket here")
+        await self.ctx.hub.start()
+
+    async def shutdown(self) -> None:
+        """Close every WebSocket still open with 1001 (going away), then the broker.
+
+        uvicorn has already closed its connections with 1012 by now; other servers may not have.
+        """
+        self.ctx.hub.shutting_down = True
+        going_away = GoingAway("server shutting down")
+        open_sessions = [session for session in self.sessions if session.state is State.OPEN]
+        await asyncio.gather(
+            *(session.close(going_away.code, going_away.reason) for session in open_sessions)
+        )
+        await self.ctx.hub.stop()
+
+
+def _where(scope: WebSocketScope) -> str:
+    """Client and path for a log line; never the query string, which may carry a token."""
+    client = scope.get("client")
+    return f"{client[0]}:{client[1]} {scope['path']}" if client else scope["path"]

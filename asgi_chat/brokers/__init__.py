@@ -1,0 +1,54 @@
+"""Brokers carry chat messages between everyone in a chat: within one process, or across many.
+
+A broker is anything with the shape of :class:`Broker`. The hub publishes every chat line to it
+and reads every chat line back from one subscription, so with the in-process
+:class:`~asgi_chat.brokers.memory.MemoryBroker` a chat is one process, and with
+:class:`~asgi_chat.brokers.redis.RedisBroker` it is every process that shares the Redis server.
+The backend is chosen by the URL's scheme, and Redis is imported only when asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+
+class BrokerUnavailable(Exception):
+    """The broker cannot be reached; the message says which URL (password hidden) and what to check."""
+
+
+class Broker(Protocol):
+    @property
+    def healthy(self) -> bool:
+        """False while the broker cannot carry messages between processes (shown in /healthz)."""
+
+    async def open(self) -> None:
+        """Connect; raise :class:`BrokerUnavailable` with a helpful message when that fails."""
+
+    async def close(self) -> None:
+        """Disconnect and stop every background task; idempotent."""
+
+    async def publish(self, channel: str, message: str) -> None:
+        """Send ``message`` to every subscriber of ``channel``, this process's included."""
+
+    def subscribe(self, channel: str) -> AbstractAsyncContextManager[AsyncIterator[str]]:
+        """``async with broker.subscribe(ch) as messages: async for m in messages: ...``
+
+        Each subscriber sees each message once, and one publisher's messages in publishing order.
+        Leaving the ``async with`` block always unsubscribes.
+        """
+
+
+def broker_from_url(url: str) -> Broker:
+    """``memory://`` (the default) or ``redis://[:password@]host[:port][/db]`` (also ``rediss://``)."""
+    scheme = url.partition("://")[0].lower()
+    if scheme == "memory":
+        from .memory import MemoryBroker
+
+        return MemoryBroker()
+    if scheme in ("redis", "rediss"):
+        from .redis import RedisBroker  # needs the optional dependency: pip install asgi_chat[redis]
+
+        return RedisBroker(url)
+    raise ValueError(f"ASGI_CHAT_BROKER_URL={url!r}: expected memory:// or redis://host:port/db")

@@ -1,0 +1,117 @@
+"""The tutorial's three WebSocket apps, each a short function over a :class:`Session`.
+
+They match FastAPI's "WebSockets" tutorial message for message. What the tutorial leaves to the
+framework is explicit here: every check happens before ``accept`` (so a refusal is an HTTP 403),
+and a refusal is an exception that carries its close code (see errors.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from asgiref.typing import WebSocketScope
+
+from .context import Context
+from .errors import PolicyViolation, UnsupportedData
+from .hub import Member
+from .parsing import header_values, parse_cookies, parse_int, parse_query
+from .routing import PathParams
+from .security import BEARER, Credential, find_credential
+from .session import Session
+
+
+@dataclass(frozen=True)
+class Handshake:
+    """What a WebSocket request carries, parsed once at the edge into plain values."""
+
+    params: PathParams
+    query: dict[str, str]
+    cookies: dict[str, str]
+    subprotocols: tuple[str, ...]
+
+    @classmethod
+    def from_scope(cls, scope: WebSocketScope, params: PathParams) -> Handshake:
+        return cls(
+            params,
+            parse_query(scope.get("query_string") or b""),
+            parse_cookies(header_values(scope["headers"], b"cookie")),
+            tuple(scope.get("subprotocols") or ()),
+        )
+
+
+WebSocketEndpoint = Callable[[Session, Handshake, Context], Awaitable[None]]
+
+
+async def echo(session: Session, request: Handshake, ctx: Context) -> None:
+    """``/ws``: answer each text message with ``Message text was: ...``; echo binary as binary."""
+    await session.accept()
+    while True:
+        message = await session.receive_message()
+        if isinstance(message, bytes):
+            await session.send_bytes(message)
+        else:
+            await session.send_text(f"Message text was: {message}")
+
+
+async def items(session: Session, request: Handshake, ctx: Context) -> None:
+    """``/items/{item_id}/ws``: needs a credential (cookie ``session``, bearer subprotocol or
+    query ``token``); takes an optional integer ``q``."""
+    item_id = str(request.params["item_id"])
+    limit = ctx.settings.max_item_id_length
+    if limit and len(item_id) > limit:
+        raise PolicyViolation(f"invalid item_id: longer than {limit} characters")
+    credential = authenticate(request, ctx)  # credentials are checked before q
+    q = optional_int(request.query, "q")
+    await session.accept(BEARER if BEARER in request.subprotocols else None)
+    while True:
+        text = require_text(await session.receive_message())
+        await session.send_text(f"Session cookie or query token value is: {credential.value}")
+        if q is not None:
+            await session.send_text(f"Query parameter q is: {q}")
+        await session.send_text(f"Message text was: {text}, for item ID: {item_id}")
+
+
+async def chat(session: Session, request: Handshake, ctx: Context) -> None:
+    """``/ws/{client_id}``: the broadcast chat. Everyone sees who says what, and who left."""
+    client_id = int(request.params["client_id"])
+    await session.accept()
+    async with ctx.hub.join(session, client_id) as member:
+        await member.run(_chat_reader(session, member, ctx, client_id))
+
+
+async def _chat_reader(session: Session, member: Member, ctx: Context, client_id: int) -> None:
+    while True:
+        text = require_text(await session.receive_message())
+        member.send(f"You wrote: {text}")
+        await ctx.hub.broadcast(f"Client #{client_id} says: {text}")
+
+
+def authenticate(request: Handshake, ctx: Context) -> Credential:
+    credential = find_credential(request.cookies, request.query, request.subprotocols)
+    if credential is None:
+        raise PolicyViolation("missing credentials: send a session cookie, a bearer subprotocol or a token")
+    limit = ctx.settings.max_credential_length
+    if limit and len(credential.value) > limit:
+        raise PolicyViolation(f"invalid credentials: longer than {limit} characters")
+    if not ctx.verify_credential(credential.value):
+        raise PolicyViolation("invalid credentials")
+    return credential
+
+
+def optional_int(query: dict[str, str], name: str) -> int | None:
+    """An integer query parameter; absent is None, but present and empty is invalid."""
+    if name not in query:
+        return None
+    try:
+        return parse_int(query[name])
+    except ValueError:
+        raise PolicyViolation(f"invalid {name}: expected an integer") from None
+
+
+def require_text(message: str | bytes) -> str:
+    if isinstance(message, bytes):
+        # RFC 6455 7.4.1: 1003 "indicates that an endpoint is terminating the connection because
+        # it has received a type of data it cannot accept".
+        raise UnsupportedData("binary messages are not supported here: send text")
+    return message

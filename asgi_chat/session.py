@@ -1,0 +1,178 @@
+"""The WebSocket session: an explicit state machine over ASGI's ``receive`` and ``send``.
+
+::
+
+    CONNECTING --receive connect--> HANDSHAKE --send accept--> OPEN --send/receive data--> OPEN
+        |                                |                       |
+        | receive disconnect             | send close (403)      | send close, or receive disconnect
+        v                                v                       v
+      CLOSED <---------------------------+-----------------------+
+
+Every (state, message) pair not drawn above raises :class:`ProtocolError`, which names both. The
+one exception is a send after CLOSED: with a reader and a writer on one connection, either may
+learn first that the peer is gone, so a late send raises :class:`Disconnected`, like the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from typing import Final
+
+from asgiref.typing import (
+    ASGIReceiveCallable,
+    ASGISendCallable,
+    ASGISendEvent,
+    WebSocketCloseEvent,
+    WebSocketScope,
+    WebSocketSendEvent,
+)
+
+from .errors import CloseCode, Disconnected, ProtocolError
+from .metrics import Metrics
+from .security import InboundGuard
+
+logger = logging.getLogger("asgi_chat")
+
+# How long a close may wait for the server to take it. A stalled peer keeps the server's write
+# buffer full, and some servers make every send (the close too) wait for room in it.
+CLOSE_TIMEOUT: Final = 1.0
+
+
+class State(enum.Enum):
+    CONNECTING = "waiting for websocket.connect"
+    HANDSHAKE = "connect received, not yet accepted"
+    OPEN = "accepted"
+    CLOSED = "closed"
+
+
+# (state, direction, message type) -> next state: the drawing above, as data.
+TRANSITIONS: Final[dict[tuple[State, str, str], State]] = {
+    (State.CONNECTING, "received", "websocket.connect"): State.HANDSHAKE,
+    (State.CONNECTING, "received", "websocket.disconnect"): State.CLOSED,
+    (State.HANDSHAKE, "sent", "websocket.accept"): State.OPEN,
+    (State.HANDSHAKE, "sent", "websocket.close"): State.CLOSED,
+    (State.OPEN, "received", "websocket.receive"): State.OPEN,
+    (State.OPEN, "received", "websocket.disconnect"): State.CLOSED,
+    (State.OPEN, "sent", "websocket.send"): State.OPEN,
+    (State.OPEN, "sent", "websocket.close"): State.CLOSED,
+}
+
+
+class Session:
+    """One WebSocket connection as the app sees it. Endpoints talk to this, never to raw ASGI."""
+
+    def __init__(
+        self,
+        scope: WebSocketScope,
+        receive: ASGIReceiveCallable,
+        send: ASGISendCallable,
+        guard: InboundGuard | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.scope = scope
+        self._receive = receive
+        self._send = send
+        self._guard = guard
+        self._metrics = metrics or Metrics()
+        self.state = State.CONNECTING
+        self.close_code: int | None = None  # the code this session ended with, either side's
+        self.close_reason = ""
+
+    def _advance(self, direction: str, message_type: str) -> None:
+        next_state = TRANSITIONS.get((self.state, direction, message_type))
+        if next_state is None:
+            raise ProtocolError(self.state.name, direction, message_type)
+        self._enter(next_state)
+
+    def _enter(self, state: State) -> None:
+        # The open-connection gauge follows the state machine, so no path can forget it.
+        if state is not self.state:
+            self._metrics.connections += (state is State.OPEN) - (self.state is State.OPEN)
+        self.state = state
+
+    async def wait_connect(self) -> None:
+        """Take the server's ``websocket.connect``; a client gone before it raises Disconnected."""
+        message = await self._receive()
+        self._advance("received", message["type"])
+        if message["type"] == "websocket.disconnect":
+            self._record_close(message["code"], message.get("reason") or "")
+            raise Disconnected(message["code"])
+
+    async def accept(self, subprotocol: str | None = None) -> None:
+        await self._transmit({"type": "websocket.accept", "subprotocol": subprotocol, "headers": []})
+
+    async def receive_message(self) -> str | bytes:
+        """The next data message, text as ``str`` and binary as ``bytes``.
+
+        Raises :class:`Disconnected` when the peer has gone, and whatever the inbound guard
+        raises (:class:`MessageTooBig`, :class:`PolicyViolation` for the rate) for a message
+        over the limits.
+        """
+        message = await self._receive()
+        self._advance("received", message["type"])
+        if message["type"] == "websocket.disconnect":
+            self._record_close(message["code"], message.get("reason") or "")
+            raise Disconnected(message["code"])
+        assert message["type"] == "websocket.receive"  # the only other type TRANSITIONS allows here
+        # ASGI: "Exactly one of bytes or text must be non-None. One or both keys may be present."
+        text, data = message.get("text"), message.get("bytes")
+        payload: str | bytes
+        if text is not None and data is None:
+            payload = text
+        elif data is not None and text is None:
+            payload = data
+        else:
+            raise ProtocolError(
+                self.state.name, "received", "websocket.receive with both or neither of text/bytes"
+            )
+        self._metrics.messages_received += 1
+        if self._guard is not None:
+            self._guard.admit(payload)
+        return payload
+
+    async def send_text(self, text: str) -> None:
+        await self._transmit({"type": "websocket.send", "text": text, "bytes": None})
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self._transmit({"type": "websocket.send", "bytes": data, "text": None})
+
+    async def send_event(self, event: WebSocketSendEvent) -> None:
+        """Send a prepared ``websocket.send`` event: the hub shares one event among all recipients."""
+        await self._transmit(event)
+
+    async def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
+        """Close (or, before accept, refuse) the connection; a no-op once closed.
+
+        Bounded by ``CLOSE_TIMEOUT``: a peer that stopped reading must not keep the app waiting.
+        """
+        if self.state in (State.CLOSED, State.CONNECTING):
+            self._enter(State.CLOSED)
+            return
+        self._record_close(code, reason)
+        close: WebSocketCloseEvent = {"type": "websocket.close", "code": code, "reason": reason}
+        try:
+            await asyncio.wait_for(self._transmit(close), CLOSE_TIMEOUT)
+        except (Disconnected, TimeoutError):
+            self._enter(State.CLOSED)
+
+    async def _transmit(self, message: ASGISendEvent) -> None:
+        if self.state is State.CLOSED and message["type"] != "websocket.close":
+            raise Disconnected(self.close_code or CloseCode.ABNORMAL)
+        self._advance("sent", message["type"])
+        try:
+            await self._send(message)
+            if message["type"] == "websocket.send":
+                self._metrics.messages_delivered += 1
+        except (OSError, RuntimeError) as exc:
+            # ASGI 2.4: a send to a closed connection raises a server-specific OSError. uvicorn's
+            # legacy `websockets` implementation raises RuntimeError instead. Either way the peer
+            # is gone: that is a disconnect, not a crash.
+            self._enter(State.CLOSED)
+            self._record_close(CloseCode.ABNORMAL, "")
+            raise Disconnected(CloseCode.ABNORMAL) from exc
+
+    def _record_close(self, code: int, reason: str) -> None:
+        if self.close_code is None:
+            self.close_code, self.close_reason = code, reason

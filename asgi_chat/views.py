@@ -1,0 +1,53 @@
+"""The HTTP side: the pages, their assets, ``/healthz`` and ``/metrics``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from http import HTTPStatus
+
+from .context import Context
+from .http import Response, json_response, not_found
+from .metrics import prometheus_text
+from .pages import PAGES
+from .routing import PathParams
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    path: str
+    method: str
+    headers: Iterable[tuple[bytes, bytes]]
+    params: PathParams
+
+
+HttpEndpoint = Callable[[HttpRequest, Context], Awaitable[Response]]
+
+
+async def page(request: HttpRequest, ctx: Context) -> Response:
+    return ctx.assets.response(PAGES[request.path], request.headers) or not_found()
+
+
+async def asset(request: HttpRequest, ctx: Context) -> Response:
+    return ctx.assets.response(str(request.params["name"]), request.headers) or not_found()
+
+
+async def healthz(request: HttpRequest, ctx: Context) -> Response:
+    """200 while the app can serve its chat; 503 while the broker is down (other processes cut off)."""
+    healthy = ctx.hub.broker.healthy
+    body: dict[str, object] = {
+        "status": "ok" if healthy else "degraded",
+        "connections": ctx.metrics.connections,
+    }
+    if ctx.settings.broker_url != "memory://" or not healthy:
+        body["broker"] = "up" if healthy else "down"
+    body.update(ctx.metrics.as_dict())
+    return json_response(HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE, body)
+
+
+async def metrics(request: HttpRequest, ctx: Context) -> Response:
+    extra = {"asgi_chat_broker_up": ("1 while the broker is reachable, else 0.", int(ctx.hub.broker.healthy))}
+    body = prometheus_text(ctx.metrics, extra).encode()
+    return Response(
+        HTTPStatus.OK, body, "text/plain; version=0.0.4; charset=utf-8", ((b"cache-control", b"no-store"),)
+    )
