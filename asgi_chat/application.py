@@ -28,6 +28,7 @@ from .context import Context
 from .endpoints import Handshake, WebSocketEndpoint
 from .errors import CloseCode, Disconnected, GoingAway, NotFound, ProtocolError, Refusal
 from .http import method_not_allowed, not_found, send_response
+from .logconfig import install_redaction
 from .routing import Route, resolve
 from .security import InboundGuard
 from .session import Session, State
@@ -141,6 +142,7 @@ class ChatApp:
                 return
 
     async def startup(self) -> None:
+        install_redaction()
         if self.ctx.origins.allow_all:
             logger.warning("ASGI_CHAT_ALLOWED_ORIGINS contains '*': any web page may open a WebSocket here")
         await self.ctx.hub.start()

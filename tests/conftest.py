@@ -1,0 +1,39 @@
+"""Shared fixtures. Async tests run on a fresh event loop each (no plugin needed)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from asgi_chat import ChatApp, Settings, create_app
+from tests.helpers import Server, free_port, uvicorn_command
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run ``async def`` tests with ``asyncio.run``: each gets its own loop, so no test can leak
+    a task into the next one."""
+    if not inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None
+    names = pyfuncitem._fixtureinfo.argnames
+    kwargs = {name: pyfuncitem.funcargs[name] for name in names}
+    asyncio.run(pyfuncitem.obj(**kwargs))
+    return True
+
+
+@pytest.fixture
+def app() -> ChatApp:
+    """An app with the defaults and its own chat: no state shared between tests."""
+    return create_app(Settings())
+
+
+@pytest.fixture
+def uvicorn_server(tmp_path: Path) -> Iterator[Server]:
+    """``uvicorn asgi_chat:app`` (websockets-sansio) on a free port."""
+    port = free_port()
+    with Server(uvicorn_command(port), port, tmp_path / "server.log") as server:
+        yield server

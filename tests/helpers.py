@@ -1,0 +1,234 @@
+"""Helpers shared by the test levels: a friendly ASGI communicator and real servers on free ports.
+
+One timeout unit for the whole suite (``TIMEOUT``): every wait is bounded by it, none is a sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from asgiref.testing import ApplicationCommunicator
+from asgiref.typing import ASGI3Application, WebSocketScope
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT = 5.0  # seconds: the longest any single expected event may take
+QUIET = 0.1  # seconds of silence that count as "nothing was sent" (receive_nothing)
+
+
+# --- ASGI level --------------------------------------------------------------------------------
+
+
+def websocket_scope(
+    path: str,
+    query_string: bytes = b"",
+    headers: Iterable[tuple[bytes, bytes]] = (),
+    subprotocols: Sequence[str] = (),
+    client: tuple[str, int] | None = ("127.0.0.1", 50000),
+) -> WebSocketScope:
+    return {
+        "type": "websocket",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "scheme": "ws",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query_string,
+        "root_path": "",
+        "headers": [(b"host", b"testserver"), *headers],
+        "client": client,
+        "server": ("testserver", 80),
+        "subprotocols": list(subprotocols),
+        "extensions": {},
+    }
+
+
+class WebSocketClient:
+    """In the spirit of channels' WebsocketCommunicator: ``connect``, ``send``, ``receive``,
+    ``disconnect`` over asgiref's ApplicationCommunicator, returning plain values."""
+
+    def __init__(self, app: ASGI3Application, path: str, **scope: Any) -> None:
+        self.communicator = ApplicationCommunicator(app, websocket_scope(path, **scope))
+
+    async def connect(self) -> dict[str, Any]:
+        """Send ``websocket.connect``; return the app's answer (an accept or a close)."""
+        await self.communicator.send_input({"type": "websocket.connect"})
+        return await self.output()
+
+    async def accept(self) -> dict[str, Any]:
+        answer = await self.connect()
+        assert answer["type"] == "websocket.accept", answer
+        return answer
+
+    async def send(self, text: str | None = None, data: bytes | None = None) -> None:
+        await self.communicator.send_input({"type": "websocket.receive", "text": text, "bytes": data})
+
+    async def output(self) -> dict[str, Any]:
+        return dict(await self.communicator.receive_output(TIMEOUT))
+
+    async def receive(self) -> str:
+        """The next text message; fails on anything else."""
+        message = await self.output()
+        assert message["type"] == "websocket.send" and message.get("text") is not None, message
+        return str(message["text"])
+
+    async def receive_many(self, count: int) -> list[str]:
+        return [await self.receive() for _ in range(count)]
+
+    async def receive_close(self) -> tuple[int, str]:
+        message = await self.output()
+        assert message["type"] == "websocket.close", message
+        return message.get("code", 1000), message.get("reason") or ""
+
+    async def nothing(self) -> bool:
+        return await self.communicator.receive_nothing(QUIET)
+
+    async def disconnect(self, code: int = 1000) -> None:
+        """Tell the app the peer has gone, then wait for the app to finish."""
+        await self.communicator.send_input({"type": "websocket.disconnect", "code": code, "reason": ""})
+        await self.communicator.wait(TIMEOUT)
+
+    async def finished(self) -> None:
+        """Wait for the app's coroutine to return (it must, after a close)."""
+        await self.communicator.wait(TIMEOUT)
+
+
+async def http_get(
+    app: ASGI3Application, path: str, method: str = "GET", headers: Iterable[tuple[bytes, bytes]] = ()
+) -> tuple[int, dict[bytes, bytes], bytes]:
+    """One HTTP request through the app: (status, headers, body)."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"testserver"), *headers],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+        "extensions": {},
+    }
+    communicator = ApplicationCommunicator(app, scope)  # type: ignore[arg-type]
+    await communicator.send_input({"type": "http.request", "body": b"", "more_body": False})
+    start = await communicator.receive_output(TIMEOUT)
+    body = await communicator.receive_output(TIMEOUT)
+    await communicator.wait(TIMEOUT)
+    return start["status"], dict(start["headers"]), body["body"]
+
+
+async def lifespan(app: ASGI3Application, *events: str) -> list[dict[str, Any]]:
+    """Drive a lifespan scope through ``events`` ("startup", "shutdown"); return the answers."""
+    communicator = ApplicationCommunicator(app, {"type": "lifespan", "asgi": {"version": "3.0"}})
+    answers = []
+    for event in events:
+        await communicator.send_input({"type": f"lifespan.{event}"})
+        answers.append(dict(await communicator.receive_output(TIMEOUT)))
+    return answers
+
+
+# --- real servers ------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes] | None = None, timeout: float = 15.0) -> None:
+    """Poll until 127.0.0.1:port accepts a TCP connection (bounded), or the process has died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before listening on {port}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return
+        time.sleep(0.02)  # polling a port that is not open yet: there is no event to wait on
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout} s")
+
+
+def uvicorn_command(port: int, ws: str = "websockets-sansio", app: str = "asgi_chat:app") -> list[str]:
+    return [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--ws", ws]
+
+
+class Server:
+    """A real server process on 127.0.0.1; its output goes to a log file the test can read."""
+
+    def __init__(
+        self, command: Sequence[str], port: int, log: Path, env: Mapping[str, str] | None = None
+    ) -> None:
+        self.command = list(command)
+        self.port = port
+        self.log = log
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Server:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                self.command, stdout=out, stderr=subprocess.STDOUT, env=self.env, cwd=ROOT
+            )
+        wait_for_port(self.port, self.process)
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Stop the server (SIGTERM: a graceful shutdown) and return its exit code."""
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=TIMEOUT * 2)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=TIMEOUT)
+        code = self.process.returncode
+        self.process = None
+        return code
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def running(
+    command: Sequence[str], port: int, log: Path, env: Mapping[str, str] | None = None
+) -> Iterator[Server]:
+    with Server(command, port, log, env) as server:
+        yield server
+
+
+async def wait_until(predicate: Any, timeout: float = TIMEOUT) -> None:
+    """Wait (bounded) until ``predicate()`` is true, yielding to the event loop between checks."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0.01)
