@@ -31,9 +31,7 @@ def create_app(
     """
     settings = settings or from_env()
     if verify_credential is None:
-        verify_credential = (
-            TokenSet.from_file(settings.tokens_file) if settings.tokens_file else any_credential
-        )
+        verify_credential = TokenSet.from_file(settings.tokens_file) if settings.tokens_file else any_credential
     metrics = Metrics()
     ctx = Context(
         settings=settings,

@@ -7,6 +7,7 @@ and a refusal is an exception that carries its close code (see errors.py).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -85,6 +86,10 @@ async def _chat_reader(session: Session, member: Member, ctx: Context, client_id
         text = require_text(await session.receive_message())
         member.send(f"You wrote: {text}")
         await ctx.hub.broadcast(f"Client #{client_id} says: {text}")
+        # Let the writers run before the next message. receive() does not yield while the
+        # server has messages queued, so without this one client's burst would be fanned out
+        # whole before any writer sent a byte, and outboxes would fill for no client's fault.
+        await asyncio.sleep(0)
 
 
 def authenticate(request: Handshake, ctx: Context) -> Credential:

@@ -95,8 +95,8 @@ class ProtocolError(ChatError):
     ``in state CONNECTING, received 'websocket.receive'``.
     """
 
-    def __init__(self, state: str, direction: str, message_type: str) -> None:
-        super().__init__(f"in state {state}, {direction} {message_type!r}")
+    def __init__(self, state: str, direction: str, message_type: str, detail: str = "") -> None:
+        super().__init__(f"in state {state}, {direction} {message_type!r}" + (f": {detail}" if detail else ""))
         self.state = state
         self.direction = direction
         self.message_type = message_type

@@ -175,9 +175,7 @@ class Hub:
     def __init__(self, settings: Settings, broker: Broker, metrics: Metrics) -> None:
         self.broker = broker
         self.metrics = metrics
-        self.policy = SlowConsumerPolicy(
-            settings.outbox_max_messages, settings.outbox_max_bytes, settings.send_timeout
-        )
+        self.policy = SlowConsumerPolicy(settings.outbox_max_messages, settings.outbox_max_bytes, settings.send_timeout)
         self.shutting_down = False
         self._members: dict[Member, None] = {}  # insertion-ordered set
         self._snapshot: tuple[Member, ...] | None = ()  # copy-on-write view for _deliver; None: stale
@@ -247,6 +245,7 @@ class Hub:
     async def _listen(self, messages: AsyncIterator[str]) -> None:
         async for text in messages:
             self._deliver(text)
+            await asyncio.sleep(0)  # the writers run between two deliveries (see _chat_reader)
 
     def _deliver(self, text: str) -> None:
         # No await in here: membership cannot change while this loop runs, and it iterates an

@@ -29,9 +29,9 @@ _PAIR: Final = re.compile(r"(?<![^?&;\s'\"])([^=&;\s'\"#?]+)=([^&;\s'\"#]*)")
 
 _PATTERNS: Final = (
     # the bearer subprotocol: "bearer, TOKEN" (the header) and ['bearer', 'TOKEN'] (a repr).
-    re.compile(r"(?i)(\bbearer['\"]?\s*,\s*b?['\"]?)[^'\",\s\]\)]+"),
+    re.compile(r"(?i)(\bbearer['\"]?\s*,\s*(?-i:b)?['\"]?)[^'\",\s\]\)]+"),
     # an Authorization header's value, in case a proxy or client sends one.
-    re.compile(r"(?i)(\bauthorization['\"]?\s*[:,]\s*b?['\"]?)[^'\"\r\n]+"),
+    re.compile(r"(?i)(\bauthorization['\"]?\s*[:,]\s*(?-i:b)?['\"]?)[^'\"\r\n]+"),
 )
 
 

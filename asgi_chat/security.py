@@ -158,9 +158,7 @@ def _digest(token: str) -> bytes:
 class InboundGuard:
     """Per-connection limits on what a client sends: size (1009) and rate (a token bucket, 1008)."""
 
-    def __init__(
-        self, max_bytes: int, rate: float, burst: int, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, max_bytes: int, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.max_bytes = max_bytes
         self.rate = rate
         self.burst = max(burst, 1)
@@ -215,11 +213,7 @@ class ConnectionLimits:
     def acquire(self, address: str | None) -> None:
         if self.max_total and self.total >= self.max_total:
             raise TryAgainLater("server full: too many open connections")
-        if (
-            address is not None
-            and self.max_per_address
-            and self._per_address[address] >= self.max_per_address
-        ):
+        if address is not None and self.max_per_address and self._per_address[address] >= self.max_per_address:
             raise TryAgainLater("too many open connections from your address")
         self.total += 1
         if address is not None:

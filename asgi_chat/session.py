@@ -124,9 +124,8 @@ class Session:
         elif data is not None and text is None:
             payload = data
         else:
-            raise ProtocolError(
-                self.state.name, "received", "websocket.receive with both or neither of text/bytes"
-            )
+            detail = "not exactly one of text/bytes"
+            raise ProtocolError(self.state.name, "received", message["type"], detail)
         self._metrics.messages_received += 1
         if self._guard is not None:
             self._guard.admit(payload)
@@ -151,7 +150,9 @@ class Session:
             self._enter(State.CLOSED)
             return
         self._record_close(code, reason)
-        close: WebSocketCloseEvent = {"type": "websocket.close", "code": code, "reason": reason}
+        # ASGI: "code (int)". A plain int, not the CloseCode member: daphne (autobahn) checks
+        # type(code) == int and fails the connection on an IntEnum.
+        close: WebSocketCloseEvent = {"type": "websocket.close", "code": int(code), "reason": reason}
         try:
             await asyncio.wait_for(self._transmit(close), CLOSE_TIMEOUT)
         except (Disconnected, TimeoutError):

@@ -29,7 +29,8 @@ async def page(request: HttpRequest, ctx: Context) -> Response:
 
 
 async def asset(request: HttpRequest, ctx: Context) -> Response:
-    return ctx.assets.response(str(request.params["name"]), request.headers) or not_found()
+    name = request.path.rpartition("/")[2]
+    return ctx.assets.response(name, request.headers) or not_found()
 
 
 async def healthz(request: HttpRequest, ctx: Context) -> Response:
@@ -48,6 +49,4 @@ async def healthz(request: HttpRequest, ctx: Context) -> Response:
 async def metrics(request: HttpRequest, ctx: Context) -> Response:
     extra = {"asgi_chat_broker_up": ("1 while the broker is reachable, else 0.", int(ctx.hub.broker.healthy))}
     body = prometheus_text(ctx.metrics, extra).encode()
-    return Response(
-        HTTPStatus.OK, body, "text/plain; version=0.0.4; charset=utf-8", ((b"cache-control", b"no-store"),)
-    )
+    return Response(HTTPStatus.OK, body, "text/plain; version=0.0.4; charset=utf-8", ((b"cache-control", b"no-store"),))

@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +78,8 @@ class WebSocketClient:
     async def receive(self) -> str:
         """The next text message; fails on anything else."""
         message = await self.output()
-        assert message["type"] == "websocket.send" and message.get("text") is not None, message
+        assert message["type"] == "websocket.send", message
+        assert message.get("text") is not None, message
         return str(message["text"])
 
     async def receive_many(self, count: int) -> list[str]:
@@ -90,7 +91,7 @@ class WebSocketClient:
         return message.get("code", 1000), message.get("reason") or ""
 
     async def nothing(self) -> bool:
-        return await self.communicator.receive_nothing(QUIET)
+        return bool(await self.communicator.receive_nothing(QUIET))
 
     async def disconnect(self, code: int = 1000) -> None:
         """Tell the app the peer has gone, then wait for the app to finish."""
@@ -121,7 +122,7 @@ async def http_get(
         "server": ("testserver", 80),
         "extensions": {},
     }
-    communicator = ApplicationCommunicator(app, scope)  # type: ignore[arg-type]
+    communicator = ApplicationCommunicator(app, scope)
     await communicator.send_input({"type": "http.request", "body": b"", "more_body": False})
     start = await communicator.receive_output(TIMEOUT)
     body = await communicator.receive_output(TIMEOUT)
@@ -129,14 +130,28 @@ async def http_get(
     return start["status"], dict(start["headers"]), body["body"]
 
 
+class LifespanClient:
+    """The server's side of a lifespan scope: ``startup()``, ``shutdown()``, each returning the answer."""
+
+    def __init__(self, app: ASGI3Application) -> None:
+        self.communicator = ApplicationCommunicator(app, {"type": "lifespan", "asgi": {"version": "3.0"}})
+
+    async def startup(self) -> dict[str, Any]:
+        await self.communicator.send_input({"type": "lifespan.startup"})
+        return dict(await self.communicator.receive_output(TIMEOUT))
+
+    async def shutdown(self) -> dict[str, Any]:
+        await self.communicator.send_input({"type": "lifespan.shutdown"})
+        answer = dict(await self.communicator.receive_output(TIMEOUT))
+        await self.communicator.wait(TIMEOUT)
+        return answer
+
+
 async def lifespan(app: ASGI3Application, *events: str) -> list[dict[str, Any]]:
-    """Drive a lifespan scope through ``events`` ("startup", "shutdown"); return the answers."""
-    communicator = ApplicationCommunicator(app, {"type": "lifespan", "asgi": {"version": "3.0"}})
-    answers = []
-    for event in events:
-        await communicator.send_input({"type": f"lifespan.{event}"})
-        answers.append(dict(await communicator.receive_output(TIMEOUT)))
-    return answers
+    """Drive one lifespan scope through ``events`` ("startup", "shutdown"); return the answers."""
+    client = LifespanClient(app)
+    steps = {"startup": client.startup, "shutdown": client.shutdown}
+    return [await steps[event]() for event in events]
 
 
 # --- real servers ------------------------------------------------------------------------------
@@ -164,12 +179,20 @@ def uvicorn_command(port: int, ws: str = "websockets-sansio", app: str = "asgi_c
     return [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--ws", ws]
 
 
+# Server name -> command for 127.0.0.1:port. uvicorn's three WebSocket implementations are the
+# core issue's matrix; the server-matrix tests add the other ASGI servers here.
+SERVERS: dict[str, Callable[[int], list[str]]] = {
+    "uvicorn-sansio": lambda port: uvicorn_command(port, "websockets-sansio"),
+    "uvicorn-websockets": lambda port: uvicorn_command(port, "websockets"),
+    "uvicorn-wsproto": lambda port: uvicorn_command(port, "wsproto"),
+}
+UVICORN_SERVERS = ("uvicorn-sansio", "uvicorn-websockets", "uvicorn-wsproto")
+
+
 class Server:
     """A real server process on 127.0.0.1; its output goes to a log file the test can read."""
 
-    def __init__(
-        self, command: Sequence[str], port: int, log: Path, env: Mapping[str, str] | None = None
-    ) -> None:
+    def __init__(self, command: Sequence[str], port: int, log: Path, env: Mapping[str, str] | None = None) -> None:
         self.command = list(command)
         self.port = port
         self.log = log
@@ -186,9 +209,7 @@ class Server:
 
     def start(self) -> Server:
         with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                self.command, stdout=out, stderr=subprocess.STDOUT, env=self.env, cwd=ROOT
-            )
+            self.process = subprocess.Popen(self.command, stdout=out, stderr=subprocess.STDOUT, env=self.env, cwd=ROOT)
         wait_for_port(self.port, self.process)
         return self
 
@@ -218,16 +239,14 @@ class Server:
 
 
 @contextlib.contextmanager
-def running(
-    command: Sequence[str], port: int, log: Path, env: Mapping[str, str] | None = None
-) -> Iterator[Server]:
+def running(command: Sequence[str], port: int, log: Path, env: Mapping[str, str] | None = None) -> Iterator[Server]:
     with Server(command, port, log, env) as server:
         yield server
 
 
-async def wait_until(predicate: Any, timeout: float = TIMEOUT) -> None:
-    """Wait (bounded) until ``predicate()`` is true, yielding to the event loop between checks."""
-    deadline = asyncio.get_running_loop().time() + timeout
+async def wait_until(predicate: Callable[[], bool], within: float = TIMEOUT) -> None:
+    """Wait (bounded) until ``predicate()`` is true, for state that has no event to await."""
+    deadline = asyncio.get_running_loop().time() + within
     while not predicate():
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError("condition not met in time")

@@ -1,0 +1,124 @@
+"""HTTP through the app, with asgiref's ApplicationCommunicator: pages, assets, health, errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from asgi_chat import ChatApp
+from tests.helpers import WebSocketClient, http_get
+
+PAGES = {
+    "/": [b'id="ws-id"', b'id="messageText"', b'id="messages"', b"<form"],
+    "/echo": [b'id="messageText"', b'id="messages"', b"<form"],
+    "/items": [b'id="itemId"', b'id="token"', b'id="messageText"', b'id="messages"'],
+}
+
+
+@pytest.mark.parametrize("path", PAGES)
+async def test_pages_are_html5_with_the_tutorials_element_ids(app: ChatApp, path: str) -> None:
+    status, headers, body = await http_get(app, path)
+    assert status == 200
+    assert headers[b"content-type"] == b"text/html; charset=utf-8"
+    assert body.startswith(b"<!DOCTYPE html>")
+    for element in PAGES[path]:
+        assert element in body
+    assert b"localhost:8000" not in body
+    assert b"<script>" not in body  # no inline script: the CSP forbids it
+
+
+@pytest.mark.parametrize("path", PAGES)
+async def test_pages_carry_the_security_headers(app: ChatApp, path: str) -> None:
+    _, headers, _ = await http_get(app, path)
+    policy = headers[b"content-security-policy"]
+    assert b"script-src 'self'" in policy
+    assert b"unsafe-inline" not in policy
+    assert b"frame-ancestors 'none'" in policy
+    assert headers[b"x-content-type-options"] == b"nosniff"
+    assert headers[b"referrer-policy"] == b"no-referrer"
+
+
+async def test_head_has_the_headers_of_get_and_no_body(app: ChatApp) -> None:
+    get_status, get_headers, body = await http_get(app, "/")
+    head_status, head_headers, head_body = await http_get(app, "/", "HEAD")
+    assert (get_status, head_status, head_body) == (200, 200, b"")
+    assert head_headers == get_headers
+    assert int(head_headers[b"content-length"]) == len(body)
+
+
+@pytest.mark.parametrize("path", ["/", "/echo", "/items", "/healthz", "/metrics", "/static/style.css"])
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
+async def test_other_methods_on_known_paths_get_405_with_allow(app: ChatApp, path: str, method: str) -> None:
+    status, headers, body = await http_get(app, path, method)
+    assert status == 405
+    assert headers[b"allow"] == b"GET, HEAD"
+    assert headers[b"content-type"] == b"text/plain; charset=utf-8"
+    assert body == b"Method Not Allowed\n"
+
+
+@pytest.mark.parametrize("path", ["/nope", "/ws", "/echo/", "/static/missing.js", "/static/../application.py"])
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_unknown_paths_get_404_whatever_the_method(app: ChatApp, path: str, method: str) -> None:
+    status, headers, body = await http_get(app, path, method)
+    assert status == 404
+    assert headers[b"content-type"] == b"text/plain; charset=utf-8"
+    assert body == b"Not Found\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type"),
+    [("chat.js", b"text/javascript; charset=utf-8"), ("style.css", b"text/css; charset=utf-8")],
+)
+async def test_assets_have_their_content_type_and_revalidate_by_etag(
+    app: ChatApp, name: str, content_type: bytes
+) -> None:
+    status, headers, body = await http_get(app, f"/static/{name}")
+    assert (status, headers[b"content-type"]) == (200, content_type)
+    assert headers[b"cache-control"] == b"no-cache"
+    etag = headers[b"etag"]
+    status, headers, body = await http_get(app, f"/static/{name}", headers=[(b"if-none-match", etag)])
+    assert (status, body, headers[b"etag"]) == (304, b"", etag)
+    status, _, _ = await http_get(app, f"/static/{name}", headers=[(b"if-none-match", b'"other"')])
+    assert status == 200
+
+
+async def test_healthz_counts_accepted_websockets_still_open(app: ChatApp) -> None:
+    async def connections() -> int:
+        status, headers, body = await http_get(app, "/healthz")
+        assert (status, headers[b"content-type"]) == (200, b"application/json")
+        data = json.loads(body)
+        assert data["status"] == "ok"
+        return int(data["connections"])
+
+    assert await connections() == 0
+    echo, chat, refused = (
+        WebSocketClient(app, "/ws"),
+        WebSocketClient(app, "/ws/1"),
+        WebSocketClient(app, "/items/x/ws"),
+    )
+    await echo.accept()
+    await chat.accept()
+    assert (await refused.connect())["type"] == "websocket.close"
+    assert await connections() == 2
+    await echo.disconnect()
+    assert await connections() == 1
+    await chat.disconnect()
+    assert await connections() == 0
+
+
+async def test_metrics_in_prometheus_text_format(app: ChatApp) -> None:
+    client = WebSocketClient(app, "/ws")
+    await client.accept()
+    await client.send("hi")
+    await client.receive()
+    status, headers, body = await http_get(app, "/metrics")
+    assert status == 200
+    assert headers[b"content-type"].startswith(b"text/plain; version=0.0.4")
+    text = body.decode()
+    assert "# TYPE asgi_chat_connections gauge\nasgi_chat_connections 1\n" in text
+    assert "asgi_chat_messages_received_total 1\n" in text
+    assert "asgi_chat_messages_delivered_total 1\n" in text
+    assert "asgi_chat_slow_consumer_disconnects_total 0\n" in text
+    assert "asgi_chat_broker_up 1\n" in text
+    await client.disconnect()

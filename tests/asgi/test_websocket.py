@@ -1,0 +1,311 @@
+"""The WebSocket endpoints and every rule of the core issue, through ApplicationCommunicator."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from asgi_chat import ChatApp, Settings, create_app
+from tests.helpers import LifespanClient, WebSocketClient
+
+SECRET = "s3cret-value"
+
+
+def items(
+    app: ChatApp, item: str = "foo", query: bytes = b"", cookie: bytes | None = None, **scope: object
+) -> WebSocketClient:
+    headers = [(b"cookie", cookie)] if cookie is not None else []
+    return WebSocketClient(app, f"/items/{item}/ws", query_string=query, headers=headers, **scope)
+
+
+# --- echo -----------------------------------------------------------------------------------------
+
+
+async def test_echo_replies_to_text(app: ChatApp) -> None:
+    client = WebSocketClient(app, "/ws")
+    answer = await client.accept()
+    assert answer == {"type": "websocket.accept", "subprotocol": None, "headers": []}
+    await client.send("hello")
+    assert await client.receive() == "Message text was: hello"
+    await client.send("")
+    assert await client.receive() == "Message text was: "
+    await client.disconnect()
+
+
+async def test_echo_returns_binary_as_the_same_bytes(app: ChatApp) -> None:
+    client = WebSocketClient(app, "/ws")
+    await client.accept()
+    await client.send(data=b"\x00\xffbin")
+    assert await client.output() == {"type": "websocket.send", "bytes": b"\x00\xffbin", "text": None}
+    await client.disconnect()
+
+
+# --- unknown paths ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/", "/ws/", "/ws//", "/items//ws", "/items/a/b/ws", "/echo", "/healthz", "/x"])
+async def test_other_paths_close_before_accept_with_1000_not_found(app: ChatApp, path: str) -> None:
+    client = WebSocketClient(app, path)
+    assert await client.connect() == {"type": "websocket.close", "code": 1000, "reason": "not found"}
+    await client.finished()
+
+
+# --- items --------------------------------------------------------------------------------------------
+
+
+async def test_items_with_a_token_and_q(app: ChatApp) -> None:
+    client = items(app, query=b"token=abc&q=%2B03")
+    await client.accept()
+    await client.send("hi")
+    assert await client.receive_many(3) == [
+        "Session cookie or query token value is: abc",
+        "Query parameter q is: 3",
+        "Message text was: hi, for item ID: foo",
+    ]
+    await client.send("again")
+    assert await client.receive_many(3) == [
+        "Session cookie or query token value is: abc",
+        "Query parameter q is: 3",
+        "Message text was: again, for item ID: foo",
+    ]
+    await client.disconnect()
+
+
+async def test_items_without_q_sends_two_replies(app: ChatApp) -> None:
+    client = items(app, item="bar", cookie=b"session=c00kie")
+    await client.accept()
+    await client.send("hi")
+    assert await client.receive_many(2) == [
+        "Session cookie or query token value is: c00kie",
+        "Message text was: hi, for item ID: bar",
+    ]
+    assert await client.nothing()
+    await client.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("cookie", "query", "credential"),
+    [
+        (b"session=fromcookie", b"token=fromquery", "fromcookie"),  # the cookie wins
+        (b"session=", b"token=fromquery", "fromquery"),  # an empty cookie falls back to the token
+        (b'other=1; session="quoted"', b"", "quoted"),
+        (b"session=a", b"token=b&token=c", "a"),
+        (None, b"token=b&token=c", "c"),  # the last repeated key wins
+        (None, b"token=a+b%21", "a b!"),
+    ],
+)
+async def test_items_credential_rules(app: ChatApp, cookie: bytes | None, query: bytes, credential: str) -> None:
+    client = items(app, query=query, cookie=cookie)
+    await client.accept()
+    await client.send("m")
+    assert await client.receive() == f"Session cookie or query token value is: {credential}"
+    await client.disconnect()
+
+
+async def test_items_accepts_the_bearer_subprotocol(app: ChatApp) -> None:
+    client = items(app, subprotocols=["bearer", "tok"])
+    answer = await client.accept()
+    assert answer["subprotocol"] == "bearer"
+    await client.send("m")
+    assert await client.receive() == "Session cookie or query token value is: tok"
+    await client.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("cookie", "query"),
+    [
+        (None, b""),
+        (b"session=", b""),
+        (None, b"token="),
+        (b"session=", b"token="),
+        (b"Session=x", b"Token=y"),
+    ],
+)
+async def test_items_without_credentials_closes_1008_before_accept(
+    app: ChatApp, cookie: bytes | None, query: bytes
+) -> None:
+    client = items(app, query=query, cookie=cookie)
+    answer = await client.connect()
+    assert answer["type"] == "websocket.close"
+    assert answer["code"] == 1008
+    assert answer["reason"].startswith("missing credentials")
+    await client.finished()
+
+
+async def test_credentials_are_checked_before_q(app: ChatApp) -> None:
+    client = items(app, query=b"q=bar")
+    assert (await client.connect())["reason"].startswith("missing credentials")
+
+
+@pytest.mark.parametrize(
+    "q",
+    [b"bar", b"", b"3.5", b"1e3", b"0x10", b"%D9%A3", b"1234567890123456789", b"%2B", b"1%202", b"%2B-1"],
+)
+async def test_an_invalid_q_closes_1008_before_accept_naming_q(app: ChatApp, q: bytes) -> None:
+    client = items(app, query=b"token=t&q=" + q)
+    assert await client.connect() == {
+        "type": "websocket.close",
+        "code": 1008,
+        "reason": "invalid q: expected an integer",
+    }
+    await client.finished()
+
+
+async def test_a_q_without_equals_is_present_and_empty(app: ChatApp) -> None:
+    client = items(app, query=b"token=t&q")
+    assert (await client.connect())["reason"] == "invalid q: expected an integer"
+
+
+async def test_a_binary_frame_on_items_closes_1003(app: ChatApp) -> None:
+    client = items(app, query=b"token=t")
+    await client.accept()
+    await client.send(data=b"\x01")
+    code, reason = await client.receive_close()
+    assert code == 1003
+    assert "binary" in reason
+    await client.finished()
+
+
+async def test_an_overlong_item_id_is_refused() -> None:
+    app = create_app(Settings(max_item_id_length=4))
+    assert (await items(app, item="abcd", query=b"token=t").connect())["type"] == "websocket.accept"
+    answer = await items(app, item="abcde", query=b"token=t").connect()
+    assert (answer["code"], answer["reason"]) == (1008, "invalid item_id: longer than 4 characters")
+
+
+async def test_an_overlong_credential_is_refused() -> None:
+    app = create_app(Settings(max_credential_length=3))
+    answer = await items(app, query=b"token=abcd").connect()
+    assert (answer["code"], answer["reason"]) == (1008, "invalid credentials: longer than 3 characters")
+
+
+async def test_a_verifier_decides_which_credentials_pass() -> None:
+    app = create_app(Settings(), verify_credential=lambda value: value == "good")
+    assert (await items(app, query=b"token=good").connect())["type"] == "websocket.accept"
+    answer = await items(app, query=b"token=bad").connect()
+    assert (answer["code"], answer["reason"]) == (1008, "invalid credentials")
+
+
+async def test_no_log_line_of_the_app_contains_a_credential(caplog: pytest.LogCaptureFixture) -> None:
+    app = create_app(Settings(), verify_credential=lambda value: False)
+    with caplog.at_level(logging.DEBUG):
+        await items(app, query=f"token={SECRET}".encode()).connect()
+        await items(app, cookie=f"session={SECRET}".encode()).connect()
+        await items(app, subprotocols=["bearer", SECRET]).connect()
+        await items(app, query=f"token={SECRET}&q=x".encode()).connect()
+    assert "invalid credentials" in caplog.text  # the refusals were logged...
+    assert SECRET not in caplog.text  # ...without the credential
+
+
+# --- chat ---------------------------------------------------------------------------------------------
+
+
+async def test_chat_replies_to_the_sender_and_broadcasts_to_all(app: ChatApp) -> None:
+    one, two = WebSocketClient(app, "/ws/1"), WebSocketClient(app, "/ws/2")
+    await one.accept()
+    await two.accept()
+    await one.send("hello")
+    assert await one.receive_many(2) == ["You wrote: hello", "Client #1 says: hello"]
+    assert await two.receive() == "Client #1 says: hello"
+    await two.send("hi")
+    assert await two.receive_many(2) == ["You wrote: hi", "Client #2 says: hi"]
+    assert await one.receive() == "Client #2 says: hi"
+    await two.disconnect()
+    assert await one.receive() == "Client #2 left the chat"
+    assert await one.nothing()
+    await one.disconnect()
+
+
+async def test_chat_shows_the_client_id_normalised(app: ChatApp) -> None:
+    client = WebSocketClient(app, "/ws/+007")
+    await client.accept()
+    await client.send("x")
+    assert await client.receive_many(2) == ["You wrote: x", "Client #7 says: x"]
+    await client.disconnect()
+
+
+@pytest.mark.parametrize("client_id", ["abc", "1.5", "%20", "0x1"])
+async def test_a_bad_client_id_closes_1008_before_accept(app: ChatApp, client_id: str) -> None:
+    client = WebSocketClient(app, f"/ws/{client_id}")
+    answer = await client.connect()
+    assert answer == {
+        "type": "websocket.close",
+        "code": 1008,
+        "reason": "invalid client_id: expected an integer",
+    }
+
+
+async def test_a_binary_frame_in_the_chat_closes_1003_and_is_announced(app: ChatApp) -> None:
+    one, two = WebSocketClient(app, "/ws/1"), WebSocketClient(app, "/ws/2")
+    await one.accept()
+    await two.accept()
+    await two.send(data=b"\x00")
+    assert (await two.receive_close())[0] == 1003
+    await two.finished()
+    assert await one.receive() == "Client #2 left the chat"
+    assert await one.nothing()
+    await one.disconnect()
+
+
+async def test_every_leave_is_announced_once_and_only_for_who_left(app: ChatApp) -> None:
+    one, two, three = (WebSocketClient(app, f"/ws/{n}") for n in (1, 2, 3))
+    for client in (one, two, three):
+        await client.accept()
+    await three.disconnect(1006)  # a lost connection
+    assert await one.receive() == "Client #3 left the chat"
+    assert await two.receive() == "Client #3 left the chat"
+    await two.disconnect(1001)  # a closed tab
+    assert await one.receive() == "Client #2 left the chat"
+    assert await one.nothing()
+    assert [member.client_id for member in app.ctx.hub.members] == [1]
+    await one.disconnect()
+    assert not app.ctx.hub.members
+
+
+async def test_a_client_gone_before_accept_ends_quietly(app: ChatApp) -> None:
+    client = WebSocketClient(app, "/ws/1")
+    await client.disconnect()  # websocket.disconnect instead of websocket.connect
+    assert app.ctx.hub.members == ()
+
+
+async def test_a_client_gone_between_two_replies_ends_quietly(app: ChatApp) -> None:
+    client = items(app, query=b"token=t&q=1")
+    await client.accept()
+    await client.send("m")
+    await client.disconnect()  # the app may still be replying: it must finish without an error
+
+
+# --- lifespan -----------------------------------------------------------------------------------------
+
+
+async def test_lifespan_startup_and_shutdown(app: ChatApp) -> None:
+    life = LifespanClient(app)
+    assert await life.startup() == {"type": "lifespan.startup.complete"}
+    assert await life.shutdown() == {"type": "lifespan.shutdown.complete"}
+
+
+async def test_shutdown_closes_open_websockets_with_1001_and_announces_nothing(app: ChatApp) -> None:
+    life = LifespanClient(app)
+    assert (await life.startup())["type"] == "lifespan.startup.complete"
+    chat_one, chat_two, echo = (
+        WebSocketClient(app, "/ws/1"),
+        WebSocketClient(app, "/ws/2"),
+        WebSocketClient(app, "/ws"),
+    )
+    for client in (chat_one, chat_two, echo):
+        await client.accept()
+    assert (await life.shutdown())["type"] == "lifespan.shutdown.complete"
+    for client in (chat_one, chat_two, echo):
+        assert await client.receive_close() == (1001, "server shutting down")
+        assert await client.nothing()  # in particular, no "left the chat"
+
+
+async def test_a_server_restart_close_is_not_announced(app: ChatApp) -> None:
+    # uvicorn closes every connection with 1012 before lifespan.shutdown: that is no one leaving.
+    one, two = WebSocketClient(app, "/ws/1"), WebSocketClient(app, "/ws/2")
+    await one.accept()
+    await two.accept()
+    await two.disconnect(1012)
+    assert await one.nothing()
+    await one.disconnect()

@@ -1,0 +1,146 @@
+"""End to end: ``uvicorn asgi_chat:app`` on a free port, a real ``websockets`` client, under each of
+uvicorn's three WebSocket implementations."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from tests.helpers import SERVERS, TIMEOUT, UVICORN_SERVERS, Server, free_port, wait_until
+
+
+@pytest.fixture(scope="module", params=UVICORN_SERVERS)
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    port = free_port()
+    log = tmp_path_factory.mktemp(request.param) / "server.log"
+    with Server(SERVERS[request.param](port), port, log) as running:
+        yield running
+    output = log.read_text()
+    assert "Traceback" not in output, output
+    assert "Exception in ASGI application" not in output, output
+
+
+async def recv(ws: ClientConnection) -> str | bytes:
+    return await asyncio.wait_for(ws.recv(), TIMEOUT)
+
+
+async def recv_many(ws: ClientConnection, count: int) -> list[str | bytes]:
+    return [await recv(ws) for _ in range(count)]
+
+
+async def closed(ws: ClientConnection) -> tuple[int | None, str | None]:
+    """Wait for the server's close; return (code, reason) as the client saw them."""
+    with pytest.raises(ConnectionClosed) as caught:
+        await recv(ws)
+    received = caught.value.rcvd
+    return (received.code, received.reason) if received else (None, None)
+
+
+async def refused_status(url: str, **kwargs: object) -> int:
+    with pytest.raises(InvalidStatus) as caught:
+        async with connect(url, open_timeout=TIMEOUT, **kwargs):  # type: ignore[arg-type]
+            pass
+    return caught.value.response.status_code
+
+
+async def test_echo(server: Server) -> None:
+    async with connect(f"{server.url}/ws") as ws:
+        await ws.send("hello")
+        assert await recv(ws) == "Message text was: hello"
+        await ws.send(b"\x00\x01")
+        assert await recv(ws) == b"\x00\x01"
+
+
+async def test_items_with_cookie_token_and_q(server: Server) -> None:
+    async with connect(f"{server.url}/items/foo/ws?token=t&q=+03", additional_headers={"Cookie": "session=c"}) as ws:
+        await ws.send("hi")
+        assert await recv_many(ws, 3) == [
+            "Session cookie or query token value is: c",
+            "Query parameter q is: 3",
+            "Message text was: hi, for item ID: foo",
+        ]
+
+
+async def test_items_with_the_bearer_subprotocol(server: Server) -> None:
+    async with connect(f"{server.url}/items/%C3%A9t%C3%A9/ws", subprotocols=["bearer", "tok"]) as ws:  # type: ignore[list-item]
+        assert ws.subprotocol == "bearer"
+        await ws.send("hi")
+        assert await recv_many(ws, 2) == [
+            "Session cookie or query token value is: tok",
+            "Message text was: hi, for item ID: \u00e9t\u00e9",  # the path arrives percent-decoded
+        ]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/items/foo/ws",  # no credentials
+        "/items/foo/ws?token=t&q=bar",  # a bad q
+        "/ws/abc",  # a bad client_id
+        "/ws/",  # unknown paths
+        "/",
+        "/items/a%2Fb/ws",  # the ASGI path is decoded: /items/a/b/ws, no route
+    ],
+)
+async def test_refusals_are_http_403(server: Server, path: str) -> None:
+    assert await refused_status(f"{server.url}{path}") == 403
+
+
+async def test_a_binary_frame_in_the_chat_closes_1003(server: Server) -> None:
+    async with connect(f"{server.url}/ws/1") as ws:
+        await ws.send(b"\x00")
+        code, reason = await closed(ws)
+        assert code == 1003
+        assert reason == "binary messages are not supported here: send text"
+
+
+async def test_chat_with_three_clients_one_of_which_drops_its_tcp_connection(server: Server) -> None:
+    async with connect(f"{server.url}/ws/1") as one, connect(f"{server.url}/ws/2") as two:
+        three = await connect(f"{server.url}/ws/3")
+        await one.send("hello")
+        assert await recv_many(one, 2) == ["You wrote: hello", "Client #1 says: hello"]
+        assert await recv(two) == "Client #1 says: hello"
+        assert await recv(three) == "Client #1 says: hello"
+        three.transport.abort()  # gone without a close frame: a lost connection
+        assert await recv(one) == "Client #3 left the chat"
+        assert await recv(two) == "Client #3 left the chat"
+        await two.send("still here")
+        assert await recv(one) == "Client #2 says: still here"
+        assert await recv_many(two, 2) == ["You wrote: still here", "Client #2 says: still here"]
+    # The server notices the closed connections on its own schedule.
+    await wait_until(lambda: healthz_connections(server) == 0)
+
+
+def healthz_connections(server: Server) -> int:
+    with urllib.request.urlopen(f"{server.http_url}/healthz", timeout=TIMEOUT) as response:
+        return int(json.load(response)["connections"])
+
+
+@pytest.mark.parametrize("name", UVICORN_SERVERS)
+async def test_shutdown_closes_with_1012_and_announces_nobody(name: str, tmp_path: Path) -> None:
+    port = free_port()
+    server = Server(SERVERS[name](port), port, tmp_path / "server.log").start()
+    try:
+        one = await connect(f"ws://127.0.0.1:{port}/ws/1")
+        two = await connect(f"ws://127.0.0.1:{port}/ws/2")
+        await one.send("hi")
+        assert await recv_many(one, 2) == ["You wrote: hi", "Client #1 says: hi"]
+        assert await recv(two) == "Client #1 says: hi"
+        exit_code = await asyncio.to_thread(server.stop)
+        for ws in (one, two):
+            assert await closed(ws) == (1012, "")  # uvicorn's "service restart"; no "left the chat" before it
+    finally:
+        server.stop()
+    # uvicorn finishes its graceful shutdown, then re-raises the SIGTERM it caught.
+    assert exit_code == -signal.SIGTERM
+    output = server.output()
+    assert "Traceback" not in output, output
+    assert "Application shutdown complete" in output

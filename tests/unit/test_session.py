@@ -1,0 +1,179 @@
+"""The session state machine: every legal transition, and every illegal (state, message) pair."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+import pytest
+from asgiref.typing import ASGIReceiveEvent, ASGISendEvent
+
+from asgi_chat.errors import Disconnected, ProtocolError
+from asgi_chat.metrics import Metrics
+from asgi_chat.session import TRANSITIONS, Session, State
+from tests.helpers import websocket_scope
+
+RECEIVED = ("websocket.connect", "websocket.receive", "websocket.disconnect")
+SENT = ("websocket.accept", "websocket.send", "websocket.close")
+
+EVENTS: dict[str, Any] = {
+    "websocket.connect": {"type": "websocket.connect"},
+    "websocket.receive": {"type": "websocket.receive", "text": "hi"},
+    "websocket.disconnect": {"type": "websocket.disconnect", "code": 1000},
+}
+
+
+class Wire:
+    """A scripted server: hands out ``incoming`` events and records what the session sends."""
+
+    def __init__(self, *incoming: Any, send_error: BaseException | None = None) -> None:
+        self.incoming: list[ASGIReceiveEvent] = list(incoming)
+        self.sent: list[ASGISendEvent] = []
+        self.send_error = send_error
+
+    async def receive(self) -> ASGIReceiveEvent:
+        return self.incoming.pop(0)
+
+    async def send(self, message: ASGISendEvent) -> None:
+        if self.send_error is not None:
+            raise self.send_error
+        self.sent.append(message)
+
+
+def session_in(state: State, wire: Wire, metrics: Metrics | None = None) -> Session:
+    session = Session(websocket_scope("/ws"), wire.receive, wire.send, metrics=metrics)
+    session.state = state
+    return session
+
+
+def state_of(session: Session) -> State:
+    return session.state  # a call, so mypy does not keep an earlier assert's narrowing
+
+
+async def act(session: Session, direction: str, message_type: str, wire: Wire) -> None:
+    if direction == "received":
+        wire.incoming.append(EVENTS[message_type])
+        if session.state is State.CONNECTING:
+            await session.wait_connect()
+        else:
+            await session.receive_message()
+    elif message_type == "websocket.accept":
+        await session.accept()
+    elif message_type == "websocket.send":
+        await session.send_text("hi")
+    else:
+        await session.close(1000)
+
+
+ILLEGAL = [
+    (state, direction, kind)
+    for state, (direction, kind) in itertools.product(
+        [State.CONNECTING, State.HANDSHAKE, State.OPEN],
+        [*(("received", k) for k in RECEIVED), *(("sent", k) for k in SENT)],
+    )
+    if (state, direction, kind) not in TRANSITIONS
+    # close() before connect just marks the session closed: there is nothing to refuse yet.
+    and not (state is State.CONNECTING and kind == "websocket.close")
+]
+
+
+@pytest.mark.parametrize(("state", "direction", "kind"), ILLEGAL)
+async def test_illegal_pairs_raise_a_protocol_error_naming_both(state: State, direction: str, kind: str) -> None:
+    wire = Wire()
+    session = session_in(state, wire)
+    with pytest.raises(ProtocolError) as caught:
+        await act(session, direction, kind, wire)
+    assert caught.value.state == state.name
+    assert caught.value.message_type == kind
+    assert f"in state {state.name}, {direction} {kind!r}" == str(caught.value)
+    assert wire.sent == []  # nothing illegal reached the server
+
+
+def test_the_illegal_table_is_not_empty() -> None:
+    assert len(ILLEGAL) >= 8
+
+
+async def test_the_happy_path_counts_the_open_connection() -> None:
+    metrics = Metrics()
+    wire = Wire(EVENTS["websocket.connect"], EVENTS["websocket.receive"], EVENTS["websocket.disconnect"])
+    session = session_in(State.CONNECTING, wire, metrics)
+    await session.wait_connect()
+    assert state_of(session) is State.HANDSHAKE
+    await session.accept("bearer")
+    assert metrics.connections == 1
+    assert await session.receive_message() == "hi"
+    await session.send_text("yo")
+    with pytest.raises(Disconnected):
+        await session.receive_message()
+    assert session.state is State.CLOSED
+    assert metrics.connections == 0
+    assert (metrics.messages_received, metrics.messages_delivered) == (1, 1)
+    assert wire.sent[0] == {"type": "websocket.accept", "subprotocol": "bearer", "headers": []}
+
+
+async def test_closing_before_accept_is_a_refusal() -> None:
+    wire = Wire()
+    session = session_in(State.HANDSHAKE, wire)
+    await session.close(1008, "no")
+    assert wire.sent == [{"type": "websocket.close", "code": 1008, "reason": "no"}]
+    assert (session.state, session.close_code) == (State.CLOSED, 1008)
+
+
+async def test_close_is_idempotent() -> None:
+    wire = Wire()
+    session = session_in(State.OPEN, wire)
+    await session.close(1000)
+    await session.close(1001)
+    assert len(wire.sent) == 1
+
+
+async def test_a_send_after_close_is_a_disconnect_not_a_protocol_error() -> None:
+    # The hub's writer may send while another task closes the session: the peer is gone for both.
+    session = session_in(State.CLOSED, Wire())
+    with pytest.raises(Disconnected):
+        await session.send_text("late")
+
+
+@pytest.mark.parametrize("error", [OSError("gone"), ConnectionResetError(), RuntimeError("closed")])
+async def test_a_failing_send_is_a_disconnect(error: BaseException) -> None:
+    metrics = Metrics()
+    session = session_in(State.HANDSHAKE, Wire(), metrics)
+    await session.accept()
+    session._send = Wire(send_error=error).send
+    with pytest.raises(Disconnected):
+        await session.send_text("hi")
+    assert session.state is State.CLOSED
+    assert metrics.connections == 0
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"type": "websocket.receive", "text": "a", "bytes": b"b"},  # both
+        {"type": "websocket.receive", "text": None, "bytes": None},  # neither
+        {"type": "websocket.receive"},  # neither key at all
+    ],
+)
+async def test_a_receive_without_exactly_one_payload_is_a_protocol_error(event: dict[str, Any]) -> None:
+    session = session_in(State.OPEN, Wire(event))
+    with pytest.raises(ProtocolError, match="not exactly one of text/bytes"):
+        await session.receive_message()
+
+
+async def test_bytes_may_come_without_a_text_key() -> None:
+    session = session_in(State.OPEN, Wire({"type": "websocket.receive", "bytes": b"\x00"}))
+    assert await session.receive_message() == b"\x00"
+
+
+async def test_a_close_that_the_server_never_takes_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("asgi_chat.session.CLOSE_TIMEOUT", 0.05)
+    never = asyncio.Event()
+
+    async def stuck_send(message: ASGISendEvent) -> None:
+        await never.wait()
+
+    session = session_in(State.OPEN, Wire())
+    session._send = stuck_send
+    await asyncio.wait_for(session.close(1013, "slow"), 1)
+    assert session.state is State.CLOSED
