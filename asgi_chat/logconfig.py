@@ -25,9 +25,14 @@ SENSITIVE_LOGGERS: Final = ("uvicorn.error", "uvicorn.access", "uvicorn.asgi", "
 SECRET_NAMES: Final = frozenset({"token", "access_token", "session"})
 
 # name=value pairs of a query string or a Cookie header (up to &, ;, quote, space, #).
-_PAIR: Final = re.compile(r"(?<![^?&;\s'\"])([^=&;\s'\"#?]+)=([^&;\s'\"#]*)")
+_PAIR: Final = re.compile(r"(?<![^?&; \t'\"])([^=&;\s'\"#?]+)=([^&;'\"# \t\r\n]*)")
 
 _PATTERNS: Final = (
+    # A WebSocket frame as the websockets library logs it at DEBUG ("> TEXT 'hello' [5 bytes]"):
+    # its payload is what people wrote, and the items endpoint's reply echoes the credential.
+    re.compile(r"\b((?:TEXT|BINARY|CONT) ).+(?= \[(?:text, |binary, )?\d+ bytes?)"),
+    # That reply itself, wherever else it is printed.
+    re.compile(r"(Session cookie or query token value is: )[^'\"\r\n]*"),
     # the bearer subprotocol: "bearer, TOKEN" (the header) and ['bearer', 'TOKEN'] (a repr).
     re.compile(r"(?i)(\bbearer['\"]?\s*,\s*(?-i:b)?['\"]?)[^'\",\s\]\)]+"),
     # an Authorization header's value, in case a proxy or client sends one.

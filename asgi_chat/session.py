@@ -7,6 +7,8 @@
         | receive disconnect             | send close (403)      | send close, or receive disconnect
         v                                v                       v
       CLOSED <---------------------------+-----------------------+
+        ^   |
+        +---+ receive disconnect (the server's answer to our close, to a reader still waiting)
 
 Every (state, message) pair not drawn above raises :class:`ProtocolError`, which names both. The
 one exception is a send after CLOSED: with a reader and a writer on one connection, either may
@@ -51,12 +53,18 @@ class State(enum.Enum):
 TRANSITIONS: Final[dict[tuple[State, str, str], State]] = {
     (State.CONNECTING, "received", "websocket.connect"): State.HANDSHAKE,
     (State.CONNECTING, "received", "websocket.disconnect"): State.CLOSED,
+    # Only a server that skipped websocket.connect leaves the app closing here: refuse it.
+    (State.CONNECTING, "sent", "websocket.close"): State.CLOSED,
     (State.HANDSHAKE, "sent", "websocket.accept"): State.OPEN,
     (State.HANDSHAKE, "sent", "websocket.close"): State.CLOSED,
     (State.OPEN, "received", "websocket.receive"): State.OPEN,
     (State.OPEN, "received", "websocket.disconnect"): State.CLOSED,
     (State.OPEN, "sent", "websocket.send"): State.OPEN,
     (State.OPEN, "sent", "websocket.close"): State.CLOSED,
+    # ASGI: disconnect is "sent to the application when ... the server closing the connection".
+    # When one task closes (shutdown, the slow-consumer policy) while another waits in receive,
+    # that receive gets the disconnect; granian delivers it at shutdown.
+    (State.CLOSED, "received", "websocket.disconnect"): State.CLOSED,
 }
 
 
@@ -119,9 +127,9 @@ class Session:
         # ASGI: "Exactly one of bytes or text must be non-None. One or both keys may be present."
         text, data = message.get("text"), message.get("bytes")
         payload: str | bytes
-        if text is not None and data is None:
+        if isinstance(text, str) and data is None:
             payload = text
-        elif data is not None and text is None:
+        elif isinstance(data, bytes) and text is None:
             payload = data
         else:
             detail = "not exactly one of text/bytes"
@@ -146,8 +154,7 @@ class Session:
 
         Bounded by ``CLOSE_TIMEOUT``: a peer that stopped reading must not keep the app waiting.
         """
-        if self.state in (State.CLOSED, State.CONNECTING):
-            self._enter(State.CLOSED)
+        if self.state is State.CLOSED:
             return
         self._record_close(code, reason)
         # ASGI: "code (int)". A plain int, not the CloseCode member: daphne (autobahn) checks

@@ -19,6 +19,8 @@ from typing import Any
 
 from asgiref.testing import ApplicationCommunicator
 from asgiref.typing import ASGI3Application, WebSocketScope
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 5.0  # seconds: the longest any single expected event may take
@@ -242,6 +244,28 @@ class Server:
 def running(command: Sequence[str], port: int, log: Path, env: Mapping[str, str] | None = None) -> Iterator[Server]:
     with Server(command, port, log, env) as server:
         yield server
+
+
+# --- a real client ---------------------------------------------------------------------------------
+
+
+async def recv(ws: ClientConnection) -> str | bytes:
+    """The next message from a real ``websockets`` connection, bounded by TIMEOUT."""
+    return await asyncio.wait_for(ws.recv(), TIMEOUT)
+
+
+async def recv_many(ws: ClientConnection, count: int) -> list[str | bytes]:
+    return [await recv(ws) for _ in range(count)]
+
+
+async def closed(ws: ClientConnection) -> tuple[int | None, str | None]:
+    """Wait for the server's close; return (code, reason) as the client saw them (None: no frame)."""
+    try:
+        message = await recv(ws)
+    except ConnectionClosed as closing:
+        received = closing.rcvd
+        return (received.code, received.reason) if received else (None, None)
+    raise AssertionError(f"expected a close, got a message: {message!r}")
 
 
 async def wait_until(predicate: Callable[[], bool], within: float = TIMEOUT) -> None:

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
-from tests.helpers import SERVERS, TIMEOUT, UVICORN_SERVERS, Server, free_port, wait_until
+from tests.helpers import SERVERS, TIMEOUT, UVICORN_SERVERS, Server, closed, free_port, recv, recv_many, wait_until
 
 
 @pytest.fixture(scope="module", params=UVICORN_SERVERS)
@@ -26,22 +26,6 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     output = log.read_text()
     assert "Traceback" not in output, output
     assert "Exception in ASGI application" not in output, output
-
-
-async def recv(ws: ClientConnection) -> str | bytes:
-    return await asyncio.wait_for(ws.recv(), TIMEOUT)
-
-
-async def recv_many(ws: ClientConnection, count: int) -> list[str | bytes]:
-    return [await recv(ws) for _ in range(count)]
-
-
-async def closed(ws: ClientConnection) -> tuple[int | None, str | None]:
-    """Wait for the server's close; return (code, reason) as the client saw them."""
-    with pytest.raises(ConnectionClosed) as caught:
-        await recv(ws)
-    received = caught.value.rcvd
-    return (received.code, received.reason) if received else (None, None)
 
 
 async def refused_status(url: str, **kwargs: object) -> int:

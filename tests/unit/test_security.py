@@ -201,6 +201,13 @@ def test_connection_limits_release_on_leaving_the_block() -> None:
         ("['bearer', 's3cret']", "['bearer', '[redacted]']"),
         ("sec-websocket-protocol: bearer, s3cret", "sec-websocket-protocol: bearer, [redacted]"),
         ("authorization: Bearer s3cret", "authorization: [redacted]"),
+        ("> TEXT 'Session cookie or query token value is: s3cret' [46 bytes]", "> TEXT [redacted] [46 bytes]"),
+        ("< TEXT 'Ses...s3cret' [text, 46 bytes, continued]", "< TEXT [redacted] [text, 46 bytes, continued]"),
+        ("< CLOSE 1000 (OK) [2 bytes]", "< CLOSE 1000 (OK) [2 bytes]"),  # control frames stay readable
+        (
+            "'text': 'Session cookie or query token value is: s3cret'}",
+            "'text': 'Session cookie or query token value is: [redacted]'}",
+        ),
         ("/ws/5?q=token", "/ws/5?q=token"),  # a value that merely looks like a name
         ("mytoken=5", "mytoken=5"),
     ],

@@ -73,8 +73,6 @@ ILLEGAL = [
         [*(("received", k) for k in RECEIVED), *(("sent", k) for k in SENT)],
     )
     if (state, direction, kind) not in TRANSITIONS
-    # close() before connect just marks the session closed: there is nothing to refuse yet.
-    and not (state is State.CONNECTING and kind == "websocket.close")
 ]
 
 
