@@ -20,6 +20,7 @@ sees one sender's lines in the order the broker delivered them, which is publish
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Coroutine
@@ -196,7 +197,7 @@ class Hub:
             self._resources.push_async_callback(self.broker.close)
             messages = await self._resources.enter_async_context(self.broker.subscribe(CHANNEL))
             listener = asyncio.create_task(self._listen(messages), name="asgi_chat hub listener")
-            self._resources.callback(listener.cancel)
+            self._resources.push_async_callback(_cancel, listener)
             self._started = True
 
     async def stop(self) -> None:
@@ -285,3 +286,10 @@ class Hub:
                 reason = self.policy.stuck(member, now)
                 if reason is not None:
                     self.drop(member, TryAgainLater(reason))
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` and wait until it has finished, so no task outlives the hub."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
