@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -179,6 +179,7 @@ class Hub:
         self.policy = SlowConsumerPolicy(settings.outbox_max_messages, settings.outbox_max_bytes, settings.send_timeout)
         self.shutting_down = False
         self._members: dict[Member, None] = {}  # insertion-ordered set
+        self._ids: Counter[int] = Counter()  # client id -> its connections in this process
         self._snapshot: tuple[Member, ...] | None = ()  # copy-on-write view for _deliver; None: stale
         self._started = False
         self._start_lock = asyncio.Lock()
@@ -216,20 +217,28 @@ class Hub:
         member = Member(self, session, client_id)
         self._members[member] = None
         self._snapshot = None
+        self._ids[client_id] += 1
         self._ensure_watchdog()
         try:
             yield member
         finally:
             del self._members[member]
             self._snapshot = None
+            self._ids[client_id] -= 1
             member.stop_writer()
-            if self._announces(session):
+            if self._announces(member):
                 await self.broadcast(f"Client #{client_id} left the chat")
 
-    def _announces(self, session: Session) -> bool:
+    def _announces(self, member: Member) -> bool:
+        # Client ids are chosen by clients, so two connections may share one: a reconnecting page
+        # whose old connection the server has not yet seen drop, or a duplicated tab. The id has
+        # left only when its last connection (in this process) has.
+        if self._ids[member.client_id]:
+            return False
+        del self._ids[member.client_id]
         # No farewells while the server shuts down: uvicorn closes every WebSocket with 1012
         # ("service restart") before it sends lifespan.shutdown, and nobody is left to tell.
-        return not self.shutting_down and session.close_code != CloseCode.SERVICE_RESTART
+        return not self.shutting_down and member.session.close_code != CloseCode.SERVICE_RESTART
 
     @property
     def members(self) -> tuple[Member, ...]:

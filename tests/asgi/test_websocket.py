@@ -263,6 +263,24 @@ async def test_every_leave_is_announced_once_and_only_for_who_left(app: ChatApp)
     assert not app.ctx.hub.members
 
 
+async def test_a_shared_client_id_has_left_only_when_its_last_connection_has(app: ChatApp) -> None:
+    # A page that reconnects before the server noticed its old connection drop, or a duplicated tab.
+    observer, first, second = (
+        WebSocketClient(app, "/ws/1"),
+        WebSocketClient(app, "/ws/7"),
+        WebSocketClient(app, "/ws/7"),
+    )
+    for client in (observer, first, second):
+        await client.accept()
+    await first.disconnect(1006)
+    assert await observer.nothing()  # client 7 is still here
+    await second.send("still here")
+    assert await observer.receive() == "Client #7 says: still here"
+    await second.disconnect()
+    assert await observer.receive() == "Client #7 left the chat"
+    await observer.disconnect()
+
+
 async def test_a_client_gone_before_accept_ends_quietly(app: ChatApp) -> None:
     client = WebSocketClient(app, "/ws/1")
     await client.disconnect()  # websocket.disconnect instead of websocket.connect

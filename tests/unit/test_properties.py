@@ -65,9 +65,13 @@ def test_any_origin_text_is_an_origin_or_a_value_error(text: str) -> None:
 @given(st.text())
 def test_any_path_routes_or_refuses_with_a_close_code(path: str) -> None:
     try:
-        resolve(WEBSOCKET_ROUTES, path)
+        match = resolve(WEBSOCKET_ROUTES, path)
     except Refusal as refusal:
-        assert refusal.code in (1000, 1008)
+        code = refusal.code
+    else:
+        assert match.route.match(path) == match.params
+        return
+    assert code in (1000, 1008)
 
 
 @given(st.text(alphabet=st.characters(blacklist_characters="&;#'\" \t\n\r"), min_size=1))
