@@ -9,7 +9,9 @@ uncaught error in a page fails the test that caused it. The README's screenshot
 
 from __future__ import annotations
 
+import http.server
 import re
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -297,6 +299,56 @@ def test_items_page_explains_a_token_that_cannot_be_a_subprotocol(context: Brows
     expect(page.locator("#status")).to_contain_text("a token can hold only letters, digits")
     expect_state(page, "idle")
     assert sockets == []
+
+
+# --- another site ---------------------------------------------------------------------------
+
+# What a hostile page would run: open the items WebSocket (the browser attaches the user's cookie
+# for 127.0.0.1, whatever the port) and report what happened.
+PROBE = """url => new Promise(done => {
+  const ws = new WebSocket(url);
+  ws.onmessage = event => { ws.close(); done("message: " + event.data); };
+  ws.onopen = () => ws.send("hi");
+  ws.onclose = event => done("closed: " + event.code);
+})"""
+
+
+@pytest.fixture
+def other_site() -> Iterator[str]:
+    """A page on another origin (same host, another port): a site the user happens to visit."""
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"<!DOCTYPE html><title>another site</title><p>Nothing to see here."
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=site.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{site.server_address[1]}/"
+    site.shutdown()
+    site.server_close()
+
+
+def test_another_site_cannot_use_the_users_cookie(context: BrowserContext, server: Server, other_site: str) -> None:
+    context.add_cookies([{"name": "session", "value": "users-session", "url": server.http_url}])
+    items_socket = f"ws://127.0.0.1:{server.port}/items/foo/ws"
+
+    own = context.new_page()
+    own.goto(server.http_url + "/items")
+    assert own.evaluate(PROBE, items_socket) == "message: Session cookie or query token value is: users-session"
+
+    foreign = context.new_page()
+    foreign.goto(other_site)
+    # The server answered the handshake with 403 (foreign Origin); the browser reports 1006.
+    assert foreign.evaluate(PROBE, items_socket) == "closed: 1006"
 
 
 # --- all pages ------------------------------------------------------------------------------
