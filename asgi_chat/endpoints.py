@@ -8,13 +8,15 @@ and a refusal is an exception that carries its close code (see errors.py).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from asgiref.typing import WebSocketScope
 
+from .brokers import BrokerUnavailable
 from .context import Context
-from .errors import PolicyViolation, UnsupportedData
+from .errors import PolicyViolation, TryAgainLater, UnsupportedData
 from .hub import Member
 from .parsing import header_values, parse_cookies, parse_int, parse_query
 from .routing import PathParams
@@ -39,6 +41,9 @@ class Handshake:
             parse_cookies(header_values(scope["headers"], b"cookie")),
             tuple(scope.get("subprotocols") or ()),
         )
+
+
+logger = logging.getLogger("asgi_chat")
 
 
 WebSocketEndpoint = Callable[[Session, Handshake, Context], Awaitable[None]]
@@ -76,6 +81,7 @@ async def items(session: Session, request: Handshake, ctx: Context) -> None:
 async def chat(session: Session, request: Handshake, ctx: Context) -> None:
     """``/ws/{client_id}``: the broadcast chat. Everyone sees who says what, and who left."""
     client_id = int(request.params["client_id"])
+    await start_hub(ctx)
     await session.accept()
     async with ctx.hub.join(session, client_id) as member:
         await member.run(_chat_reader(session, member, ctx, client_id))
@@ -90,6 +96,16 @@ async def _chat_reader(session: Session, member: Member, ctx: Context, client_id
         # server has messages queued, so without this one client's burst would be fanned out
         # whole before any writer sent a byte, and outboxes would fill for no client's fault.
         await asyncio.sleep(0)
+
+
+async def start_hub(ctx: Context) -> None:
+    """Servers without lifespan (daphne) start the hub at the first join: refuse, before accept,
+    a chat that cannot reach its broker rather than half-join it."""
+    try:
+        await ctx.hub.start()
+    except BrokerUnavailable as error:
+        logger.warning("chat unavailable: %s", error)
+        raise TryAgainLater("chat unavailable: its message broker cannot be reached") from None
 
 
 def authenticate(request: Handshake, ctx: Context) -> Credential:

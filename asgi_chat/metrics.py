@@ -21,41 +21,45 @@ class Metrics:
         return asdict(self)
 
 
-# name -> (Prometheus metric name, type, help)
-_PROMETHEUS = {
-    "connections": ("asgi_chat_connections", "gauge", "Accepted WebSockets still open."),
-    "messages_received": (
-        "asgi_chat_messages_received_total",
-        "counter",
-        "Data messages received from clients.",
-    ),
-    "messages_delivered": (
-        "asgi_chat_messages_delivered_total",
-        "counter",
-        "Data messages handed to the server for a client.",
-    ),
-    "slow_consumer_disconnects": (
-        "asgi_chat_slow_consumer_disconnects_total",
-        "counter",
-        "Clients closed with 1013 because they did not keep up.",
-    ),
-    "outbox_depth_max": (
-        "asgi_chat_outbox_depth_max",
-        "gauge",
-        "The deepest any outbox has been, in messages.",
-    ),
-}
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One metric as Prometheus shows it."""
+
+    name: str
+    kind: str  # "counter" or "gauge"
+    help: str
+    value: int
 
 
-def prometheus_text(metrics: Metrics, extra: dict[str, tuple[str, int]] | None = None) -> str:
-    """Render the counters in Prometheus' text exposition format (version 0.0.4).
+def samples(metrics: Metrics) -> list[Sample]:
+    return [
+        Sample("asgi_chat_connections", "gauge", "Accepted WebSockets still open.", metrics.connections),
+        Sample(
+            "asgi_chat_messages_received_total", "counter", "Data messages from clients.", metrics.messages_received
+        ),
+        Sample(
+            "asgi_chat_messages_delivered_total",
+            "counter",
+            "Data messages sent to clients.",
+            metrics.messages_delivered,
+        ),
+        Sample(
+            "asgi_chat_slow_consumer_disconnects_total",
+            "counter",
+            "Clients closed with 1013 because they did not keep up.",
+            metrics.slow_consumer_disconnects,
+        ),
+        Sample("asgi_chat_outbox_depth_max", "gauge", "The deepest any outbox has been.", metrics.outbox_depth_max),
+    ]
 
-    ``extra`` adds gauges: ``{"asgi_chat_broker_up": ("1 while the broker is reachable.", 1)}``.
-    """
+
+def prometheus_text(metrics: Metrics, extra: list[Sample] | None = None) -> str:
+    """Render the counters, and any ``extra`` samples, in Prometheus' text format (version 0.0.4)."""
     lines: list[str] = []
-    for field, value in metrics.as_dict().items():
-        name, kind, help_text = _PROMETHEUS[field]
-        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {value}"]
-    for name, (help_text, value) in (extra or {}).items():
-        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {value}"]
+    for sample in samples(metrics) + (extra or []):
+        lines += [
+            f"# HELP {sample.name} {sample.help}",
+            f"# TYPE {sample.name} {sample.kind}",
+            f"{sample.name} {sample.value}",
+        ]
     return "\n".join(lines) + "\n"

@@ -8,7 +8,7 @@ from http import HTTPStatus
 
 from .context import Context
 from .http import Response, json_response, not_found
-from .metrics import prometheus_text
+from .metrics import Sample, prometheus_text
 from .pages import PAGES
 from .routing import PathParams
 
@@ -40,13 +40,20 @@ async def healthz(request: HttpRequest, ctx: Context) -> Response:
         "status": "ok" if healthy else "degraded",
         "connections": ctx.metrics.connections,
     }
-    if ctx.settings.broker_url != "memory://" or not healthy:
-        body["broker"] = "up" if healthy else "down"
+    body["broker"] = "up" if healthy else "down"
     body.update(ctx.metrics.as_dict())
     return json_response(HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE, body)
 
 
 async def metrics(request: HttpRequest, ctx: Context) -> Response:
-    extra = {"asgi_chat_broker_up": ("1 while the broker is reachable, else 0.", int(ctx.hub.broker.healthy))}
-    body = prometheus_text(ctx.metrics, extra).encode()
-    return Response(HTTPStatus.OK, body, "text/plain; version=0.0.4; charset=utf-8", ((b"cache-control", b"no-store"),))
+    broker = ctx.hub.broker
+    extra = [
+        Sample("asgi_chat_broker_up", "gauge", "1 while the broker is reachable, else 0.", int(broker.healthy)),
+        Sample(
+            "asgi_chat_broker_dropped_total", "counter", "Messages that did not reach other processes.", broker.dropped
+        ),
+    ]
+    content_type = "text/plain; version=0.0.4; charset=utf-8"
+    return Response(
+        HTTPStatus.OK, prometheus_text(ctx.metrics, extra).encode(), content_type, ((b"cache-control", b"no-store"),)
+    )

@@ -23,6 +23,10 @@ class Broker(Protocol):
     def healthy(self) -> bool:
         """False while the broker cannot carry messages between processes (shown in /healthz)."""
 
+    @property
+    def dropped(self) -> int:
+        """Messages that did not reach other processes since start (shown in /metrics)."""
+
     async def open(self) -> None:
         """Connect; raise :class:`BrokerUnavailable` with a helpful message when that fails."""
 

@@ -20,6 +20,10 @@ class MemoryBroker:
     def healthy(self) -> bool:
         return True
 
+    @property
+    def dropped(self) -> int:
+        return 0  # there are no other processes to miss a message
+
     async def open(self) -> None:
         return None
 

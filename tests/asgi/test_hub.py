@@ -14,7 +14,9 @@ import pytest
 from asgiref.typing import ASGIReceiveEvent, ASGISendEvent
 
 from asgi_chat import ChatApp, Settings, create_app
-from tests.helpers import TIMEOUT, LifespanClient, wait_until, websocket_scope
+from asgi_chat.brokers import BrokerUnavailable
+from asgi_chat.brokers.memory import MemoryBroker
+from tests.helpers import TIMEOUT, LifespanClient, WebSocketClient, wait_until, websocket_scope
 
 Mode = Literal["ok", "block", "raise"]
 
@@ -219,3 +221,21 @@ async def test_nothing_is_left_behind_after_everyone_has_gone() -> None:
     assert asyncio.all_tasks() == before  # no writer, reader or watchdog task remains
     assert (await life.shutdown())["type"] == "lifespan.shutdown.complete"
     assert asyncio.all_tasks() == {asyncio.current_task()}  # the hub's listener is gone too
+
+
+async def test_without_lifespan_a_chat_whose_broker_is_down_is_refused_before_accept(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class DownBroker(MemoryBroker):
+        async def open(self) -> None:
+            raise BrokerUnavailable("cannot use Redis at redis://:***@10.9.9.9:6379/0: is it running?")
+
+    app = create_app(Settings(), broker=DownBroker())  # no lifespan: the first join starts the hub
+    with caplog.at_level(logging.WARNING, logger="asgi_chat"):
+        answer = await WebSocketClient(app, "/ws/1").connect()
+    assert answer == {
+        "type": "websocket.close",
+        "code": 1013,
+        "reason": "chat unavailable: its message broker cannot be reached",
+    }
+    assert "chat unavailable: cannot use Redis at redis://:***@10.9.9.9:6379/0" in caplog.text
