@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint types unit bench clean
+.PHONY: run test lint types unit bench protocol clean
 
 # The venv is rebuilt when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -30,6 +30,10 @@ bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(MAKE) -C bench
 	$(BIN)/python bench/run.py
+
+# docs/PROTOCOL.md from real runs of the app (tests/e2e/test_protocol_doc.py checks it is current).
+protocol: $(STAMP)
+	$(BIN)/python -m docs.generate_protocol
 
 clean:
 	rm -rf $(VENV) bench/build .mypy_cache .ruff_cache .pytest_cache

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Sequence
 
 from asgiref.typing import (
+    ASGI3Application,
     ASGIReceiveCallable,
     ASGISendCallable,
     HTTPScope,
@@ -32,6 +33,7 @@ from .logconfig import install_redaction
 from .routing import Route, resolve
 from .security import InboundGuard
 from .session import Session, State
+from .trace import Trace
 from .views import HttpEndpoint, HttpRequest
 
 logger = logging.getLogger("asgi_chat")
@@ -42,8 +44,7 @@ HTTP_ROUTES: Sequence[Route[HttpEndpoint]] = (
     Route("/items", views.page),
     Route("/healthz", views.healthz),
     Route("/metrics", views.metrics),
-    Route("/static/{name}", views.asset),
-)
+)  # plus one "/static/<name>" route per file in static/, added by ChatApp
 
 WEBSOCKET_ROUTES: Sequence[Route[WebSocketEndpoint]] = (
     Route("/ws", endpoints.echo),
@@ -57,9 +58,18 @@ class ChatApp:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        # What a server's call runs: the dispatcher, or with ASGI_CHAT_TRACE=1 the dispatcher
+        # inside the trace middleware. With tracing off nothing sits between server and app.
+        self.entry: ASGI3Application = Trace(self.dispatch) if ctx.settings.trace else self.dispatch
         self.sessions: set[Session] = set()  # every WebSocket between connect and close
+        # A route per asset, so a missing file is an unknown path (404 for every method).
+        assets = [Route[HttpEndpoint](f"/static/{name}", views.asset) for name in ctx.assets.names()]
+        self.http_routes: Sequence[Route[HttpEndpoint]] = (*HTTP_ROUTES, *assets)
 
     async def __call__(self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        await self.entry(scope, receive, send)
+
+    async def dispatch(self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         if scope["type"] == "http":
             await self.http(scope, receive, send)
         elif scope["type"] == "websocket":
@@ -75,7 +85,7 @@ class ChatApp:
     async def http(self, scope: HTTPScope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         method = scope["method"]
         try:
-            match = resolve(HTTP_ROUTES, scope["path"])
+            match = resolve(self.http_routes, scope["path"])
         except NotFound:
             response = not_found()
         else:
@@ -88,9 +98,7 @@ class ChatApp:
 
     # --- websocket --------------------------------------------------------------------------
 
-    async def websocket(
-        self, scope: WebSocketScope, receive: ASGIReceiveCallable, send: ASGISendCallable
-    ) -> None:
+    async def websocket(self, scope: WebSocketScope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         settings = self.ctx.settings
         guard = InboundGuard(settings.max_message_bytes, settings.rate_per_second, settings.rate_burst)
         session = Session(scope, receive, send, guard, self.ctx.metrics)
@@ -121,9 +129,7 @@ class ChatApp:
 
     # --- lifespan ---------------------------------------------------------------------------
 
-    async def lifespan(
-        self, scope: LifespanScope, receive: ASGIReceiveCallable, send: ASGISendCallable
-    ) -> None:
+    async def lifespan(self, scope: LifespanScope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
@@ -131,9 +137,7 @@ class ChatApp:
                     await self.startup()
                 except Exception as exc:
                     # lifespan.rst: startup.failed's message is shown to whoever runs the server.
-                    await send(
-                        {"type": "lifespan.startup.failed", "message": f"asgi_chat cannot start: {exc}"}
-                    )
+                    await send({"type": "lifespan.startup.failed", "message": f"asgi_chat cannot start: {exc}"})
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
@@ -155,9 +159,7 @@ class ChatApp:
         self.ctx.hub.shutting_down = True
         going_away = GoingAway("server shutting down")
         open_sessions = [session for session in self.sessions if session.state is State.OPEN]
-        await asyncio.gather(
-            *(session.close(going_away.code, going_away.reason) for session in open_sessions)
-        )
+        await asyncio.gather(*(session.close(going_away.code, going_away.reason) for session in open_sessions))
         await self.ctx.hub.stop()
 
 

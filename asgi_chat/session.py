@@ -18,6 +18,7 @@ learn first that the peer is gone, so a late send raises :class:`Disconnected`, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 from typing import Final
@@ -164,6 +165,23 @@ class Session:
             await asyncio.wait_for(self._transmit(close), CLOSE_TIMEOUT)
         except (Disconnected, TimeoutError):
             self._enter(State.CLOSED)
+        except Exception:
+            if close["code"] == CloseCode.NORMAL:
+                raise
+            await self._close_normally(close)
+
+    async def _close_normally(self, refused: WebSocketCloseEvent) -> None:
+        """Close with 1000 after the server refused ``refused``'s code (and kept the connection).
+
+        RFC 6455 7.4.1 lets an endpoint close with 1003, 1008, 1009, 1011 or 1013, but daphne
+        hands the code to autobahn's sendClose, which takes only 1000 or 3000-4999 and raises
+        on anything else. 1000 is the one code every server accepts; the reason still goes
+        along (daphne drops reasons anyway).
+        """
+        logger.debug("the server refused close code %d; closing with 1000", refused["code"])
+        normal: WebSocketCloseEvent = {"type": "websocket.close", "code": 1000, "reason": refused["reason"]}
+        with contextlib.suppress(OSError, RuntimeError, TimeoutError):  # the peer is gone after all
+            await asyncio.wait_for(self._send(normal), CLOSE_TIMEOUT)
 
     async def _transmit(self, message: ASGISendEvent) -> None:
         if self.state is State.CLOSED and message["type"] != "websocket.close":

@@ -187,6 +187,13 @@ SERVERS: dict[str, Callable[[int], list[str]]] = {
     "uvicorn-sansio": lambda port: uvicorn_command(port, "websockets-sansio"),
     "uvicorn-websockets": lambda port: uvicorn_command(port, "websockets"),
     "uvicorn-wsproto": lambda port: uvicorn_command(port, "wsproto"),
+    "hypercorn": lambda port: [sys.executable, "-m", "hypercorn", "--bind", f"127.0.0.1:{port}", "asgi_chat:app"],
+    # daphne has no lifespan: the hub starts on the first chat join instead (Hub.start).
+    "daphne": lambda port: [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "asgi_chat:app"],
+    "granian": lambda port: [
+        *(sys.executable, "-m", "granian", "--interface", "asgi"),
+        *("--host", "127.0.0.1", "--port", str(port), "asgi_chat:app"),
+    ],
 }
 UVICORN_SERVERS = ("uvicorn-sansio", "uvicorn-websockets", "uvicorn-wsproto")
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from asgiref.typing import ASGIReceiveEvent, ASGISendEvent
 
-from asgi_chat.errors import Disconnected, ProtocolError
+from asgi_chat.errors import CloseCode, Disconnected, ProtocolError
 from asgi_chat.metrics import Metrics
 from asgi_chat.session import TRANSITIONS, Session, State
 from tests.helpers import websocket_scope
@@ -175,3 +175,40 @@ async def test_a_close_that_the_server_never_takes_is_bounded(monkeypatch: pytes
     session._send = stuck_send
     await asyncio.wait_for(session.close(1013, "slow"), 1)
     assert session.state is State.CLOSED
+
+
+# --- what other servers need (tests/e2e/test_servers.py shows them on the wire) ---------------------
+
+
+async def test_a_disconnect_after_our_own_close_ends_the_reader_quietly() -> None:
+    # granian at shutdown: the app closes from one task while its reader waits in receive, and the
+    # server answers that receive with websocket.disconnect.
+    session = session_in(State.OPEN, Wire({"type": "websocket.disconnect", "code": 1005}))
+    await session.close(1001, "server shutting down")
+    with pytest.raises(Disconnected):
+        await session.receive_message()
+    assert (session.state, session.close_code) == (State.CLOSED, 1001)
+
+
+async def test_close_codes_are_sent_as_plain_ints() -> None:
+    # daphne (autobahn) checks type(code) == int: an IntEnum member fails the connection.
+    wire = Wire()
+    await session_in(State.OPEN, wire).close(CloseCode.POLICY_VIOLATION, "no")
+    assert [type(message.get("code")) for message in wire.sent] == [int]
+
+
+async def test_a_close_code_the_server_refuses_becomes_1000() -> None:
+    wire = Wire()
+
+    async def autobahn_send(message: ASGISendEvent) -> None:
+        if message["type"] == "websocket.close" and message["code"] != 1000:
+            raise Exception(f"invalid close code {message['code']} (must be 1000 or from [3000, 4999])")
+        wire.sent.append(message)
+
+    session = session_in(State.OPEN, wire)
+    session._send = autobahn_send
+    await session.close(1003, "binary messages are not supported here: send text")
+    assert wire.sent == [
+        {"type": "websocket.close", "code": 1000, "reason": "binary messages are not supported here: send text"}
+    ]
+    assert (session.state, session.close_code) == (State.CLOSED, 1003)

@@ -1,0 +1,485 @@
+"""Write docs/PROTOCOL.md from real runs of the app, so the document cannot drift from the code.
+
+    python -m docs.generate_protocol           # rewrite docs/PROTOCOL.md (or: make protocol)
+    python -m docs.generate_protocol --check   # exit 1 with a diff when the file is out of date
+
+Each scenario runs twice. Once through the trace middleware (asgi_chat/trace.py) with asgiref's
+ApplicationCommunicator standing in for the server: that shows the ASGI messages, and in an order
+that is the same on every run, since nothing but the script decides what happens next. Once
+against a real uvicorn (websockets-sansio) on a free port with a real ``websockets`` client: that
+shows what the client sees on the wire. Times are left out of the traces; they differ every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import difflib
+import logging
+import re
+import sys
+import textwrap
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from asgiref.typing import ASGI3Application, ASGIReceiveCallable, ASGISendCallable, ASGISendEvent, Scope
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from asgi_chat import Settings, create_app
+from asgi_chat.trace import Describer, Trace
+from tests.helpers import TIMEOUT, LifespanClient, WebSocketClient, free_port, wait_until
+
+DOC = Path(__file__).with_name("PROTOCOL.md")
+WIDTH = 100  # the paragraphs' line length
+TOKEN = "s3cret-token"  # the credential every scenario uses; the trace prints it as [redacted]
+_TIME = re.compile(r"^(#\d+) \+\d+\.\d{3}s ", re.MULTILINE)
+# The wire lines quote texts the way the trace does, but as the client sees them: unredacted.
+_SHOW = Describer(str, 60)
+
+
+# --- the ASGI side: the app through the trace, the server played by the script ---------------------
+
+
+class Stage:
+    """One app behind the trace; every connection opened here is numbered in one trace."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.lines: list[str] = []
+        self.app = create_app(replace(settings, trace=False))
+        self.traced = Trace(self.app, write=self.lines.append)
+
+    def client(self, path: str, *, stalled: bool = False, **scope: Any) -> WebSocketClient:
+        """A client; ``stalled`` is one that stopped reading: the server's every data send blocks."""
+        return WebSocketClient(_stalled(self.traced) if stalled else self.traced, path, **scope)
+
+    def trace(self) -> str:
+        return _TIME.sub(r"\1 ", "\n".join(self.lines))
+
+
+def _stalled(app: ASGI3Application) -> ASGI3Application:
+    async def stalled_app(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        async def blocked_send(message: ASGISendEvent) -> None:
+            if message["type"] == "websocket.send":
+                await asyncio.Event().wait()  # a full TCP buffer: this send never completes
+            await send(message)
+
+        await app(scope, receive, blocked_send)
+
+    return stalled_app
+
+
+# --- the wire side: a real uvicorn and a real client ------------------------------------------------
+
+
+@asynccontextmanager
+async def served(settings: Settings) -> AsyncIterator[uvicorn.Server]:
+    """The app under uvicorn (websockets-sansio) on 127.0.0.1, in this process and event loop."""
+    config = uvicorn.Config(
+        create_app(settings),
+        host="127.0.0.1",
+        port=free_port(),
+        ws="websockets-sansio",
+        lifespan="on",
+        log_config=None,
+        log_level="critical",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    await wait_until(lambda: server.started)  # uvicorn has no event for this
+    try:
+        yield server
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, TIMEOUT)
+
+
+@dataclass
+class Wire:
+    """What one or more clients do and see, in the order the script does it."""
+
+    server: uvicorn.Server
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.server.config.port}"
+
+    async def open(self, label: str, path: str, **options: Any) -> Peer | None:
+        """Open a WebSocket; None when the server refused the handshake."""
+        headers = options.get("additional_headers", {})
+        offered = options.get("subprotocols")
+        request = f"GET {path}" + "".join(f" {name}: {value}" for name, value in headers.items())
+        self.lines.append(f"{label} → {request}" + (f" subprotocols {offered}" if offered else ""))
+        try:
+            ws = await connect(self.url + path, open_timeout=TIMEOUT, max_size=None, **options)
+        except InvalidStatus as refused:
+            response = refused.response
+            self.lines.append(f"{label} ← HTTP {response.status_code} {response.reason_phrase}: no WebSocket")
+            return None
+        chosen = f", subprotocol {ws.subprotocol!r}" if ws.subprotocol else ""
+        self.lines.append(f"{label} ← HTTP 101 Switching Protocols{chosen}")
+        return Peer(self, label, ws)
+
+
+@dataclass
+class Peer:
+    wire: Wire
+    label: str
+    ws: ClientConnection
+
+    def note(self, arrow: str, text: str) -> None:
+        self.wire.lines.append(f"{self.label} {arrow} {text}")
+
+    async def send(self, message: str | bytes) -> None:
+        self.note("→", _frame(message))
+        await self.ws.send(message)
+
+    async def receive(self, count: int = 1) -> None:
+        for _ in range(count):
+            self.note("←", _frame(await asyncio.wait_for(self.ws.recv(), TIMEOUT)))
+
+    async def closed(self) -> None:
+        """Read until the server closes; note its close frame (or its absence)."""
+        try:
+            while True:
+                self.note("←", _frame(await asyncio.wait_for(self.ws.recv(), TIMEOUT)))
+        except ConnectionClosed as closing:
+            self.note("←", _close(closing.rcvd.code, closing.rcvd.reason) if closing.rcvd else "no close frame")
+
+    async def close(self, code: int = 1000) -> None:
+        self.note("→", _close(code, ""))
+        await self.ws.close(code)
+        answer = self.ws.protocol.close_rcvd
+        self.note("←", _close(answer.code, answer.reason) if answer else "no close frame")
+
+
+def _frame(message: str | bytes) -> str:
+    return f"text {_SHOW.text(message)}" if isinstance(message, str) else f"binary {_SHOW.data(message)}"
+
+
+def _close(code: int, reason: str) -> str:
+    return f"close frame {code}" + (f" {reason!r}" if reason else "")
+
+
+# --- the scenarios ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scenario:
+    title: str
+    text: str
+    asgi: Callable[[Stage], Awaitable[None]]
+    wire: Callable[[Wire], Awaitable[None]] | None
+    settings: Settings = field(default_factory=Settings)
+    wire_note: str = ""
+
+
+async def echo_asgi(stage: Stage) -> None:
+    client = stage.client("/ws")
+    await client.accept()
+    await client.send("hello")
+    await client.receive()
+    await client.send(data=b"\x00\xff")
+    await client.output()
+    await client.disconnect(1000)
+
+
+async def echo_wire(wire: Wire) -> None:
+    peer = await wire.open("client", "/ws")
+    assert peer is not None
+    await peer.send("hello")
+    await peer.receive()
+    await peer.send(b"\x00\xff")
+    await peer.receive()
+    await peer.close()
+
+
+def items_scenario(title: str, text: str, replies: int, path: str, **handshake: Any) -> Scenario:
+    """The items endpoint with one way of presenting the credential; ``replies`` per message."""
+    scope: dict[str, Any] = {}
+    options: dict[str, Any] = {}
+    route, _, query = path.partition("?")
+    if query:
+        scope["query_string"] = query.encode()
+    if "cookie" in handshake:
+        scope["headers"] = [(b"cookie", handshake["cookie"].encode())]
+        options["additional_headers"] = {"Cookie": handshake["cookie"]}
+    if "subprotocols" in handshake:
+        scope["subprotocols"] = options["subprotocols"] = handshake["subprotocols"]
+
+    async def asgi(stage: Stage) -> None:
+        client = stage.client(route, **scope)
+        await client.accept()
+        await client.send("hi")
+        await client.receive_many(replies)
+        await client.disconnect(1000)
+
+    async def wire(wire: Wire) -> None:
+        peer = await wire.open("client", path, **options)
+        assert peer is not None
+        await peer.send("hi")
+        await peer.receive(replies)
+        await peer.close()
+
+    return Scenario(title, text, asgi, wire)
+
+
+def refusal_scenario(title: str, text: str, path: str) -> Scenario:
+    route, _, query = path.partition("?")
+
+    async def asgi(stage: Stage) -> None:
+        client = stage.client(route, query_string=query.encode())
+        await client.connect()
+        await client.finished()
+
+    async def wire(wire: Wire) -> None:
+        assert await wire.open("client", path) is None
+
+    return Scenario(title, text, asgi, wire)
+
+
+async def chat_asgi(stage: Stage) -> None:
+    first, second = stage.client("/ws/1"), stage.client("/ws/2")
+    await first.accept()
+    await second.accept()
+    await first.send("hello")
+    await first.receive_many(2)
+    await second.receive()
+    await second.disconnect(1000)
+    await first.receive()
+    await first.disconnect(1000)
+
+
+async def chat_wire(wire: Wire) -> None:
+    first = await wire.open("client 1", "/ws/1")
+    second = await wire.open("client 2", "/ws/2")
+    assert first is not None
+    assert second is not None
+    await first.send("hello")
+    await first.receive(2)
+    await second.receive()
+    await second.close()
+    await first.receive()
+    await first.close()
+
+
+def closing_scenario(title: str, text: str, path: str, message: str | bytes) -> Scenario:
+    """A message the endpoint will not take, after accept: a close frame with a code and a reason."""
+
+    async def asgi(stage: Stage) -> None:
+        client = stage.client(path)
+        await client.accept()
+        await client.send(*((message, None) if isinstance(message, str) else (None, message)))
+        await client.receive_close()
+        await client.finished()
+
+    async def wire(wire: Wire) -> None:
+        peer = await wire.open("client", path)
+        assert peer is not None
+        await peer.send(message)
+        await peer.closed()
+
+    return Scenario(title, text, asgi, wire)
+
+
+async def slow_consumer_asgi(stage: Stage) -> None:
+    talker, stuck = stage.client("/ws/1"), stage.client("/ws/2", stalled=True)
+    await talker.accept()
+    await stuck.accept()
+    for n in range(1, 5):  # 1 blocks in the stuck client's send, 2 and 3 wait, 4 overflows
+        await talker.send(str(n))
+        await talker.receive_many(2)
+    await stuck.receive_close()
+    await stuck.finished()
+    await talker.receive()
+    await talker.disconnect(1000)
+
+
+async def lifespan_asgi(stage: Stage) -> None:
+    server = LifespanClient(stage.traced)
+    await server.startup()
+    client = stage.client("/ws/1")
+    await client.accept()
+    await server.shutdown()
+    await client.receive_close()
+    await client.disconnect(1001)  # the server's report of the closing handshake
+
+
+async def lifespan_wire(wire: Wire) -> None:
+    peer = await wire.open("client", "/ws/1")
+    assert peer is not None
+    wire.lines.append("(the server is asked to stop)")
+    wire.server.should_exit = True
+    await peer.closed()
+
+
+SCENARIOS = (
+    Scenario(
+        "Lifespan: start-up, and shutdown with a client connected",
+        "Once per process the server reports start-up and shutdown; the app opens its broker at"
+        " start-up and, at shutdown, closes every WebSocket still open with 1001 (going away). The"
+        " ASGI run shows that 1001. uvicorn never lets it happen: it closes every WebSocket with"
+        " 1012 (service restart) before it sends `lifespan.shutdown`, so that is what the client"
+        " sees. Other servers do other things: see README's *Servers* table.",
+        lifespan_asgi,
+        lifespan_wire,
+    ),
+    Scenario(
+        "Echo: `/ws`, text and binary",
+        "Each text message comes back as `Message text was: ...`; a binary message comes back as"
+        " the same bytes. The client ends with a normal close (1000).",
+        echo_asgi,
+        echo_wire,
+    ),
+    items_scenario(
+        "Items with a session cookie",
+        "`/items/{item_id}/ws` needs a credential. A `session` cookie is the first place it looks;"
+        " each message is answered with the credential and the message.",
+        2,
+        "/items/foo/ws",
+        cookie=f"session={TOKEN}",
+    ),
+    items_scenario(
+        "Items with a token and `q`",
+        "The `token` query parameter is the last place the app looks for a credential. The optional"
+        " integer `q` adds a line to every answer.",
+        3,
+        f"/items/foo/ws?token={TOKEN}&q=5",
+    ),
+    items_scenario(
+        "Items with the bearer subprotocol",
+        "A browser cannot set headers on a WebSocket, but it can offer subprotocols: offering"
+        " `bearer` and then the token keeps the token out of the URL (and so out of access logs)."
+        " The app accepts `bearer`, never the token.",
+        2,
+        "/items/foo/ws",
+        subprotocols=["bearer", TOKEN],
+    ),
+    refusal_scenario(
+        "Refused: no credentials",
+        "Every check runs before `websocket.accept`, so a refusal is a `websocket.close` during the"
+        ' handshake. ASGI: the server "must close the connection with a HTTP 403 error code";'
+        " the close code and reason stay in the server, for its log.",
+        "/items/foo/ws",
+    ),
+    refusal_scenario(
+        "Refused: `q` is not an integer",
+        "Credentials are checked before `q`; with a credential, a `q` that is not a whole number is"
+        " refused the same way.",
+        f"/items/foo/ws?token={TOKEN}&q=five",
+    ),
+    refusal_scenario(
+        "Refused: unknown path",
+        "A WebSocket to a path with no route closes with 1000 `not found` before accept (Starlette"
+        " does the same): nothing went wrong, there is just nothing here. The client sees 403.",
+        "/nowhere",
+    ),
+    Scenario(
+        "Chat: two clients, a message, a leave",
+        "The sender gets `You wrote: ...` and everyone, the sender included, gets"
+        " `Client #N says: ...`. When a client leaves, the others are told.",
+        chat_asgi,
+        chat_wire,
+    ),
+    closing_scenario(
+        "Closed: a binary frame on a text endpoint",
+        'The chat and items endpoints speak text. RFC 6455 7.4.1: 1003 "indicates that an endpoint'
+        ' is terminating the connection because it has received a type of data it cannot accept".',
+        "/ws/1",
+        b"\x01",
+    ),
+    closing_scenario(
+        "Closed: a message over the size limit",
+        "Inbound messages are limited to `ASGI_CHAT_MAX_MESSAGE_BYTES` (64 KiB by default); a"
+        " larger one closes with 1009 (message too big).",
+        "/ws",
+        "x" * 70_000,
+    ),
+    Scenario(
+        "Closed: a slow consumer",
+        "A chat client that stops reading is not waited for: its lines queue in its own outbox,"
+        " and when the outbox is full (here `ASGI_CHAT_OUTBOX_MAX_MESSAGES=2`) it is dropped with"
+        " 1013 (try again later) and the others are told it left. In the run below client 2's"
+        " first send never completes, as when its TCP buffers are full.",
+        slow_consumer_asgi,
+        None,
+        Settings(outbox_max_messages=2),
+        wire_note="No wire run here: on a real socket, how far a client may fall behind before its"
+        " send blocks depends on the kernel's buffers (megabytes on loopback). Its close frame then"
+        " waits behind everything it has not read, and the app waits for it at most `CLOSE_TIMEOUT`"
+        " (1 s).",
+    ),
+)
+
+
+# --- the document -----------------------------------------------------------------------------------
+
+HEADER = """\
+# The ASGI protocol, message by message
+
+<!-- Generated by `python -m docs.generate_protocol` (`make protocol`) from real runs: do not edit.
+     tests/e2e/test_protocol_doc.py fails when this file differs from what the code does now. -->
+
+Each section shows one conversation twice:
+
+- **The app's messages**: the ASGI trace (`ASGI_CHAT_TRACE=1`, asgi_chat/trace.py) of a run with
+  asgiref's `ApplicationCommunicator` playing the server. `#N` numbers the connection, `←` is a
+  message the server hands the app (`receive`), `→` one the app hands the server (`send`), `·` the
+  scope's start and end. The trace prints times (`+0.012s`); they are left out here. Credentials
+  print as `[redacted]`.
+- **On the wire**: a real uvicorn (`--ws websockets-sansio`) and a real `websockets` client;
+  `→` is what the client sends, `←` what it gets.
+
+README's *Servers* table says where hypercorn, daphne and granian differ from uvicorn.
+"""
+
+
+async def section(number: int, scenario: Scenario) -> str:
+    stage = Stage(scenario.settings)
+    await scenario.asgi(stage)
+    parts = [
+        f"## {number}. {scenario.title}",
+        textwrap.fill(scenario.text, WIDTH),
+        "The app's messages:",
+        f"```text\n{stage.trace()}\n```",
+    ]
+    if scenario.wire is not None:
+        async with served(scenario.settings) as server:
+            wire = Wire(server)
+            await scenario.wire(wire)
+        parts += ["On the wire:", "```text\n" + "\n".join(wire.lines) + "\n```"]
+    if scenario.wire_note:
+        parts.append(textwrap.fill(scenario.wire_note, WIDTH))
+    return "\n\n".join(parts)
+
+
+async def render(scenarios: Iterable[Scenario] = SCENARIOS) -> str:
+    sections = [await section(number, scenario) for number, scenario in enumerate(scenarios, 1)]
+    return "\n\n".join([HEADER.rstrip("\n"), *sections]) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m docs.generate_protocol", description=__doc__.split("\n")[0])
+    parser.add_argument("--check", action="store_true", help="compare with docs/PROTOCOL.md instead of writing it")
+    args = parser.parse_args(argv)
+    logging.getLogger("asgi_chat").setLevel(logging.ERROR)  # the slow consumer's warning is in the document
+    text = asyncio.run(render())
+    if not args.check:
+        DOC.write_text(text, encoding="utf-8")
+        return 0
+    current = DOC.read_text(encoding="utf-8") if DOC.exists() else ""
+    if current == text:
+        return 0
+    diff = difflib.unified_diff(current.splitlines(True), text.splitlines(True), str(DOC), "generated")
+    sys.stdout.writelines(diff)
+    print(f"\n{DOC} is out of date: run `make protocol` and commit the result.")
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
