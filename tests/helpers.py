@@ -105,6 +105,14 @@ class WebSocketClient:
         await self.communicator.wait(TIMEOUT)
 
 
+async def accepted(app: ASGI3Application, *paths: str) -> list[WebSocketClient]:
+    """One client per path, each connected and accepted, in order."""
+    clients = [WebSocketClient(app, path) for path in paths]
+    for client in clients:
+        await client.accept()
+    return clients
+
+
 async def http_get(
     app: ASGI3Application, path: str, method: str = "GET", headers: Iterable[tuple[bytes, bytes]] = ()
 ) -> tuple[int, dict[bytes, bytes], bytes]:

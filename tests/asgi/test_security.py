@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from asgi_chat import Settings, create_app
-from tests.helpers import WebSocketClient
+from tests.helpers import LifespanClient, WebSocketClient, accepted
 
 
 def foreign(path: str, origin: bytes, **scope: object) -> WebSocketClient:
@@ -44,7 +44,6 @@ async def test_same_origin_and_listed_origins_pass() -> None:
 
 
 async def test_a_star_allows_every_origin_and_warns_at_startup(caplog: pytest.LogCaptureFixture) -> None:
-    from tests.helpers import LifespanClient
 
     app = create_app(Settings(allowed_origins=("*",)))
     with caplog.at_level(logging.WARNING, logger="asgi_chat"):
@@ -87,9 +86,7 @@ async def test_a_binary_message_over_the_size_limit_closes_1009() -> None:
 
 async def test_too_many_messages_close_1008_with_a_reason() -> None:
     app = create_app(Settings(rate_per_second=1, rate_burst=3))
-    one, two = WebSocketClient(app, "/ws/1"), WebSocketClient(app, "/ws/2")
-    await one.accept()
-    await two.accept()
+    one, two = await accepted(app, "/ws/1", "/ws/2")
     for n in range(4):
         await one.send(f"m{n}")
     received = [await one.output() for _ in range(7)]

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from asgi_chat import ChatApp, Settings, create_app
-from tests.helpers import LifespanClient, WebSocketClient
+from tests.helpers import LifespanClient, WebSocketClient, accepted
 
 SECRET = "s3cret-value"
 
@@ -202,9 +202,7 @@ async def test_no_log_line_of_the_app_contains_a_credential(caplog: pytest.LogCa
 
 
 async def test_chat_replies_to_the_sender_and_broadcasts_to_all(app: ChatApp) -> None:
-    one, two = WebSocketClient(app, "/ws/1"), WebSocketClient(app, "/ws/2")
-    await one.accept()
-    await two.accept()
+    one, two = await accepted(app, "/ws/1", "/ws/2")
     await one.send("hello")
     assert await one.receive_many(2) == ["You wrote: hello", "Client #1 says: hello"]
     assert await two.receive() == "Client #1 says: hello"
@@ -237,9 +235,7 @@ async def test_a_bad_client_id_closes_1008_before_accept(app: ChatApp, client_id
 
 
 async def test_a_binary_frame_in_the_chat_closes_1003_and_is_announced(app: ChatApp) -> None:
-    one, two = WebSocketClient(app, "/ws/1"), WebSocketClient(app, "/ws/2")
-    await one.accept()
-    await two.accept()
+    one, two = await accepted(app, "/ws/1", "/ws/2")
     await two.send(data=b"\x00")
     assert (await two.receive_close())[0] == 1003
     await two.finished()
@@ -249,9 +245,7 @@ async def test_a_binary_frame_in_the_chat_closes_1003_and_is_announced(app: Chat
 
 
 async def test_every_leave_is_announced_once_and_only_for_who_left(app: ChatApp) -> None:
-    one, two, three = (WebSocketClient(app, f"/ws/{n}") for n in (1, 2, 3))
-    for client in (one, two, three):
-        await client.accept()
+    one, two, three = await accepted(app, "/ws/1", "/ws/2", "/ws/3")
     await three.disconnect(1006)  # a lost connection
     assert await one.receive() == "Client #3 left the chat"
     assert await two.receive() == "Client #3 left the chat"
@@ -265,13 +259,7 @@ async def test_every_leave_is_announced_once_and_only_for_who_left(app: ChatApp)
 
 async def test_a_shared_client_id_has_left_only_when_its_last_connection_has(app: ChatApp) -> None:
     # A page that reconnects before the server noticed its old connection drop, or a duplicated tab.
-    observer, first, second = (
-        WebSocketClient(app, "/ws/1"),
-        WebSocketClient(app, "/ws/7"),
-        WebSocketClient(app, "/ws/7"),
-    )
-    for client in (observer, first, second):
-        await client.accept()
+    observer, first, second = await accepted(app, "/ws/1", "/ws/7", "/ws/7")
     await first.disconnect(1006)
     assert await observer.nothing()  # client 7 is still here
     await second.send("still here")
@@ -306,13 +294,7 @@ async def test_lifespan_startup_and_shutdown(app: ChatApp) -> None:
 async def test_shutdown_closes_open_websockets_with_1001_and_announces_nothing(app: ChatApp) -> None:
     life = LifespanClient(app)
     assert (await life.startup())["type"] == "lifespan.startup.complete"
-    chat_one, chat_two, echo = (
-        WebSocketClient(app, "/ws/1"),
-        WebSocketClient(app, "/ws/2"),
-        WebSocketClient(app, "/ws"),
-    )
-    for client in (chat_one, chat_two, echo):
-        await client.accept()
+    chat_one, chat_two, echo = await accepted(app, "/ws/1", "/ws/2", "/ws")
     assert (await life.shutdown())["type"] == "lifespan.shutdown.complete"
     for client in (chat_one, chat_two, echo):
         assert await client.receive_close() == (1001, "server shutting down")
@@ -321,9 +303,7 @@ async def test_shutdown_closes_open_websockets_with_1001_and_announces_nothing(a
 
 async def test_a_server_restart_close_is_not_announced(app: ChatApp) -> None:
     # uvicorn closes every connection with 1012 before lifespan.shutdown: that is no one leaving.
-    one, two = WebSocketClient(app, "/ws/1"), WebSocketClient(app, "/ws/2")
-    await one.accept()
-    await two.accept()
+    one, two = await accepted(app, "/ws/1", "/ws/2")
     await two.disconnect(1012)
     assert await one.nothing()
     await one.disconnect()
