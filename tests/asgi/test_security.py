@@ -44,7 +44,6 @@ async def test_same_origin_and_listed_origins_pass() -> None:
 
 
 async def test_a_star_allows_every_origin_and_warns_at_startup(caplog: pytest.LogCaptureFixture) -> None:
-
     app = create_app(Settings(allowed_origins=("*",)))
     with caplog.at_level(logging.WARNING, logger="asgi_chat"):
         await LifespanClient(app).startup()
