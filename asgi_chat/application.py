@@ -26,7 +26,7 @@ from asgiref.typing import (
 
 from . import endpoints, views
 from .context import Context
-from .endpoints import Handshake, WebSocketEndpoint
+from .endpoints import WebSocketEndpoint
 from .errors import CloseCode, Disconnected, GoingAway, NotFound, ProtocolError, Refusal
 from .http import method_not_allowed, not_found, send_response
 from .logconfig import install_redaction
@@ -103,9 +103,13 @@ class ChatApp:
         guard = InboundGuard(settings.max_message_bytes, settings.rate_per_second, settings.rate_burst)
         session = Session(scope, receive, send, guard, self.ctx.metrics)
         self.sessions.add(session)
+        ticket: str | None = None  # set once the connection counts against the limits
         try:
             await session.wait_connect()
-            await self._serve(session)
+            match = resolve(WEBSOCKET_ROUTES, scope["path"])
+            self.ctx.origins.check(scope["headers"], scope.get("scheme") or "ws")
+            ticket = self.ctx.limits.acquire(scope.get("client"))
+            await match.route.endpoint(session, match.params, self.ctx)
         except Refusal as refusal:
             logger.info("websocket %s closed with %d: %s", _where(scope), refusal.code, refusal.reason)
             await session.close(refusal.code, refusal.reason)
@@ -115,17 +119,10 @@ class ChatApp:
             logger.warning("websocket %s: ASGI protocol error: %s", _where(scope), error)
             await session.close(CloseCode.INTERNAL_ERROR, "internal error")
         finally:
+            session.abandon()
             self.sessions.discard(session)
-
-    async def _serve(self, session: Session) -> None:
-        """Route, run the defences, then hand the session to its endpoint."""
-        scope = session.scope
-        match = resolve(WEBSOCKET_ROUTES, scope["path"])
-        self.ctx.origins.check(scope["headers"], scope.get("scheme") or "ws")
-        client = scope.get("client")
-        address = client[0] if client else None
-        with self.ctx.limits.hold(address):
-            await match.route.endpoint(session, Handshake.from_scope(scope, match.params), self.ctx)
+            if ticket is not None:
+                self.ctx.limits.release(ticket)
 
     # --- lifespan ---------------------------------------------------------------------------
 

@@ -24,19 +24,21 @@ from .security import BEARER, Credential, find_credential
 from .session import Session
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Handshake:
-    """What a WebSocket request carries, parsed once at the edge into plain values."""
+    """What the items endpoint reads from a WebSocket request, parsed once into plain values.
 
-    params: PathParams
+    Only the endpoint that needs them parses them: a chat connection, which may live for hours
+    among thousands, keeps nothing it does not use.
+    """
+
     query: dict[str, str]
     cookies: dict[str, str]
     subprotocols: tuple[str, ...]
 
     @classmethod
-    def from_scope(cls, scope: WebSocketScope, params: PathParams) -> Handshake:
+    def from_scope(cls, scope: WebSocketScope) -> Handshake:
         return cls(
-            params,
             parse_query(scope.get("query_string") or b""),
             parse_cookies(header_values(scope["headers"], b"cookie")),
             tuple(scope.get("subprotocols") or ()),
@@ -46,10 +48,11 @@ class Handshake:
 logger = logging.getLogger("asgi_chat")
 
 
-WebSocketEndpoint = Callable[[Session, Handshake, Context], Awaitable[None]]
+# An endpoint gets the session, the path parameters the router typed, and the app's context.
+WebSocketEndpoint = Callable[[Session, PathParams, Context], Awaitable[None]]
 
 
-async def echo(session: Session, request: Handshake, ctx: Context) -> None:
+async def echo(session: Session, params: PathParams, ctx: Context) -> None:
     """``/ws``: answer each text message with ``Message text was: ...``; echo binary as binary."""
     await session.accept()
     while True:
@@ -60,13 +63,14 @@ async def echo(session: Session, request: Handshake, ctx: Context) -> None:
             await session.send_text(f"Message text was: {message}")
 
 
-async def items(session: Session, request: Handshake, ctx: Context) -> None:
+async def items(session: Session, params: PathParams, ctx: Context) -> None:
     """``/items/{item_id}/ws``: needs a credential (cookie ``session``, bearer subprotocol or
     query ``token``); takes an optional integer ``q``."""
-    item_id = str(request.params["item_id"])
+    item_id = str(params["item_id"])
     limit = ctx.settings.max_item_id_length
     if limit and len(item_id) > limit:
         raise PolicyViolation(f"invalid item_id: longer than {limit} characters")
+    request = Handshake.from_scope(session.scope)
     credential = authenticate(request, ctx)  # credentials are checked before q
     q = optional_int(request.query, "q")
     await session.accept(BEARER if BEARER in request.subprotocols else None)
@@ -78,13 +82,16 @@ async def items(session: Session, request: Handshake, ctx: Context) -> None:
         await session.send_text(f"Message text was: {text}, for item ID: {item_id}")
 
 
-async def chat(session: Session, request: Handshake, ctx: Context) -> None:
+async def chat(session: Session, params: PathParams, ctx: Context) -> None:
     """``/ws/{client_id}``: the broadcast chat. Everyone sees who says what, and who left."""
-    client_id = int(request.params["client_id"])
+    client_id = int(params["client_id"])
     await start_hub(ctx)
     await session.accept()
-    async with ctx.hub.join(session, client_id) as member:
+    member = ctx.hub.join(session, client_id)
+    try:
         await member.run(_chat_reader(session, member, ctx, client_id))
+    finally:
+        await ctx.hub.leave(member)
 
 
 async def _chat_reader(session: Session, member: Member, ctx: Context, client_id: int) -> None:
@@ -92,9 +99,10 @@ async def _chat_reader(session: Session, member: Member, ctx: Context, client_id
         text = require_text(await session.receive_message())
         member.send(f"You wrote: {text}")
         await ctx.hub.broadcast(f"Client #{client_id} says: {text}")
-        # Let the writers run before the next message. receive() does not yield while the
-        # server has messages queued, so without this one client's burst would be fanned out
-        # whole before any writer sent a byte, and outboxes would fill for no client's fault.
+        # Let the line go out before reading the next one. receive() does not yield while the
+        # server holds more messages, so without this a burst would be read whole before the
+        # hub's listener ran: the sender would get "You wrote" for every line before "says" for
+        # the first (the tutorial pairs them), and one client's burst would hold the event loop.
         await asyncio.sleep(0)
 
 

@@ -2,19 +2,24 @@
 
 ::
 
-    sender's reader ──publish──▶ broker ──▶ hub listener ──_deliver──▶ member.offer ─▶ outbox
-                                                                                      │
-                                                   server ◀── send ◀── member writer ◀┘
+    sender's reader ──publish──▶ broker ──▶ hub listener ──_deliver──▶ member.offer
+                                                                          │
+                     room in the connection's buffer? ──yes──▶ the server's send, finished at once
+                                                       └─no──▶ outbox ──▶ writer task ──▶ send
 
 The tutorial broadcasts by awaiting each client's ``send`` in turn, so one client that stops
 reading (its TCP buffers full, its ``send`` blocked) stops the chat for everyone. Here
-``_deliver`` never awaits: it appends one shared message object to each member's bounded
-outbox and returns. Each member has its own writer task that moves its outbox to its own
-connection, so a slow client only ever slows itself, until the slow-consumer policy closes it
-with 1013. (The same idea as websockets' ``broadcast()``, described in its "broadcast" topic.)
+``_deliver`` never waits on a client. For each member it *starts* the server's ``send`` right
+away (see eager.py): with room in that connection's buffer, which is the usual case, the send
+finishes on the spot, with no task switch. Only a send that would have to wait is handed to a
+writer task of that member's own, and later lines queue in that member's bounded outbox behind
+it. So a slow client only ever slows itself, until the slow-consumer policy closes it with 1013,
+and a chat of idle members holds no tasks but their readers. (The idea of websockets'
+``broadcast()``, described in its "broadcast" topic, on the ASGI protocol.)
 
-Ordering: ``_deliver`` is synchronous and every outbox is first-in first-out, so every member
-sees one sender's lines in the order the broker delivered them, which is publishing order.
+Ordering: ``_deliver`` is synchronous, a member with a writer queues every later line behind it,
+and the outbox is first-in first-out; so every member sees one sender's lines in the order the
+broker delivered them, which is publishing order.
 """
 
 from __future__ import annotations
@@ -24,16 +29,17 @@ import contextlib
 import logging
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Coroutine
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any, Final
 
 from asgiref.typing import WebSocketSendEvent
 
+from . import eager
 from .brokers import Broker
-from .errors import CloseCode, Refusal, TryAgainLater
+from .errors import CloseCode, Disconnected, Refusal, TryAgainLater
 from .metrics import Metrics
-from .session import Session
+from .session import Session, State
 from .settings import Settings
 
 logger = logging.getLogger("asgi_chat")
@@ -67,28 +73,30 @@ class SlowConsumerPolicy:
         self.max_bytes = max_bytes or float("inf")
         self.send_timeout = send_timeout
 
-    def overflow(self, member: Member, message: Outgoing) -> str | None:
-        if len(member.outbox) >= self.max_messages or member.queued_bytes + message.size > self.max_bytes:
-            depth, size = len(member.outbox), member.queued_bytes
-            return f"slow consumer: {depth} messages ({size} bytes) already waiting"
+    def overflow(self, waiting: int, waiting_bytes: int, size: int) -> str | None:
+        """Why one more message of ``size`` bytes may not join ``waiting`` ones, if it may not."""
+        if waiting >= self.max_messages or waiting_bytes + size > self.max_bytes:
+            return f"slow consumer: {waiting} messages ({waiting_bytes} bytes) already waiting"
         return None
 
-    def stuck(self, member: Member, now: float) -> str | None:
-        started = member.send_started
+    def stuck(self, started: float | None, now: float) -> str | None:
+        """Why a send that began at ``started`` (None: no send waits) has waited too long, if it has."""
         if self.send_timeout and started is not None and now - started > self.send_timeout:
             return f"slow consumer: a send blocked for more than {self.send_timeout:g} s"
         return None
 
 
 class Member:
-    """One chat connection: a bounded outbox and the writer task that empties it."""
+    """One chat connection, as the hub sees it: where its lines go, and what is still waiting."""
 
     __slots__ = (
-        "_wake",
+        "_reader",
+        "_send",
         "_writer",
         "client_id",
-        "dropped",
+        "ended",
         "hub",
+        "metrics",
         "outbox",
         "queued_bytes",
         "send_started",
@@ -97,74 +105,111 @@ class Member:
 
     def __init__(self, hub: Hub, session: Session, client_id: int) -> None:
         self.hub = hub
+        self.metrics = hub.metrics
         self.session = session
         self.client_id = client_id
-        self.outbox: deque[Outgoing] = deque()
+        # Lines waiting behind a send that could not finish at once; made the first time it is needed.
+        self.outbox: deque[Outgoing] | None = None
         self.queued_bytes = 0
-        self.send_started: float | None = None  # loop time the current send began; None when idle
-        self.dropped: Refusal | None = None
-        self._wake = asyncio.Event()
-        self._writer: asyncio.Task[None] | None = None
+        self.send_started: float | None = None  # when the send now waiting began; None: none waits
+        self.ended: Refusal | Disconnected | None = None  # why the hub is ending this member, if it is
+        # The server's send itself: the hub's sends are data messages to an open session, which
+        # the session's state machine would only pass through, and this path runs once per recipient.
+        self._send = session.asgi_send
+        self._reader: asyncio.Task[Any] | None = None  # the task running run(), while it does
+        self._writer: asyncio.Task[None] | None = None  # exists only while a send has to wait
 
     def send(self, text: str) -> None:
-        """Queue a line for this member alone (``You wrote: ...``); never waits."""
+        """A line for this member alone (``You wrote: ...``); never waits."""
         self.offer(outgoing(text))
 
     def offer(self, message: Outgoing) -> None:
-        """Queue a message for this member's writer; never waits. Called once per recipient."""
-        if self.dropped is not None:
+        """Send ``message`` now if the connection has room, else queue it; never waits.
+
+        This runs once per recipient of every line, so it is kept to the bare steps.
+        """
+        if self.ended is not None or self.session.state is not State.OPEN:
             return
-        reason = self.hub.policy.overflow(self, message)
+        if self._writer is not None:  # a send is waiting for room: queue behind it
+            self._enqueue(message)
+            return
+        try:
+            pending = eager.start(self._send(message.event))
+        except (OSError, RuntimeError):  # the peer is gone (see Session._transmit)
+            self.end(Disconnected(CloseCode.ABNORMAL))
+            return
+        if pending is None:
+            self.metrics.messages_delivered += 1
+        else:
+            # The connection's buffer is full. A writer of this member's own finishes this send
+            # when there is room, then sends whatever queued behind it, then ends.
+            self.send_started = asyncio.get_running_loop().time()
+            self._writer = asyncio.create_task(self._write(pending))
+
+    def _enqueue(self, message: Outgoing) -> None:
+        if self.outbox is None:
+            self.outbox = deque()
+        reason = self.hub.policy.overflow(len(self.outbox), self.queued_bytes, message.size)
         if reason is not None:
             self.hub.drop(self, TryAgainLater(reason))
             return
         self.outbox.append(message)
         self.queued_bytes += message.size
-        if len(self.outbox) > self.hub.metrics.outbox_depth_max:
-            self.hub.metrics.outbox_depth_max = len(self.outbox)
-        self._wake.set()
+        if len(self.outbox) > self.metrics.outbox_depth_max:
+            self.metrics.outbox_depth_max = len(self.outbox)
 
-    async def run(self, reader: Coroutine[Any, Any, None]) -> None:
-        """Run ``reader`` (the endpoint's receive loop) beside this member's writer until either ends.
-
-        Whichever ends first ends the other: a client that disconnects stops its writer, and a
-        writer that is dropped or finds the peer gone stops the reader, which may be waiting in
-        ``receive()`` for a message that will never come.
-        """
-        if self.dropped is not None:
-            reader.close()
-            raise self.dropped
-        read_task = asyncio.create_task(reader)
-        self._writer = asyncio.create_task(self._write_loop())
-        tasks = (read_task, self._writer)
+    async def _write(self, pending: eager.Pending) -> None:
+        loop, metrics = asyncio.get_running_loop(), self.metrics
         try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.wait(tasks)
-        if self.dropped is not None:
-            raise self.dropped
-        for task in tasks:  # the reader's reason first: UnsupportedData, MessageTooBig, Disconnected
-            error = None if task.cancelled() else task.exception()
-            if error is not None:
-                raise error
-
-    async def _write_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        outbox, send = self.outbox, self.session.send_event
-        while True:
-            while outbox:
-                message = outbox.popleft()
+            await pending
+            metrics.messages_delivered += 1
+            while self.outbox:
+                message = self.outbox.popleft()
                 self.queued_bytes -= message.size
                 self.send_started = loop.time()
-                await send(message.event)
-                self.send_started = None
-            self._wake.clear()
-            await self._wake.wait()
+                await self._send(message.event)
+                metrics.messages_delivered += 1
+        except (OSError, RuntimeError):
+            self.end(Disconnected(CloseCode.ABNORMAL))
+        finally:
+            # No await between the empty outbox above and this: the next offer sends at once.
+            self.send_started = None
+            self._writer = None
 
-    def stop_writer(self) -> None:
-        self.outbox.clear()
+    async def run(self, reader: Coroutine[Any, Any, None]) -> None:
+        """Run ``reader``, the endpoint's receive loop, until the client leaves or the hub ends
+        this member. Raises the reason the hub gave (:class:`TryAgainLater` for a slow consumer,
+        :class:`Disconnected` for a peer whose send failed), or whatever ``reader`` raised."""
+        if self.ended is not None:
+            reader.close()
+            raise self.ended
+        self._reader = asyncio.current_task()
+        try:
+            await reader
+        except asyncio.CancelledError:
+            # end() cancels this task: a stalled client sends nothing, not even a close, so its
+            # receive() might never return. That cancellation is ours to absorb; any other (the
+            # server giving up on the app) is not. Task.uncancel says whose it was.
+            if self.ended is None or self._reader.uncancel() > 0:
+                raise
+        finally:
+            self._reader = None
+        if self.ended is not None:
+            raise self.ended
+
+    def end(self, reason: Refusal | Disconnected) -> None:
+        """Stop serving this member: nothing more is sent, and its reader stops waiting."""
+        if self.ended is not None:
+            return
+        self.ended = reason
+        self.discard_outbox()
+        if self._reader is not None:
+            self._reader.cancel()
+
+    def discard_outbox(self) -> None:
+        """Drop what is queued and stop the writer, if there is one."""
+        if self.outbox is not None:
+            self.outbox.clear()
         self.queued_bytes = 0
         if self._writer is not None:
             self._writer.cancel()
@@ -210,24 +255,23 @@ class Hub:
 
     # --- membership -----------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def join(self, session: Session, client_id: int) -> AsyncIterator[Member]:
-        """Be a member for the duration of the ``async with``; leaving announces the departure."""
-        await self.start()
+    def join(self, session: Session, client_id: int) -> Member:
+        """Make ``session`` a member; every join must be matched by a :meth:`leave`."""
         member = Member(self, session, client_id)
         self._members[member] = None
         self._snapshot = None
         self._ids[client_id] += 1
         self._ensure_watchdog()
-        try:
-            yield member
-        finally:
-            del self._members[member]
-            self._snapshot = None
-            self._ids[client_id] -= 1
-            member.stop_writer()
-            if self._announces(member):
-                await self.broadcast(f"Client #{client_id} left the chat")
+        return member
+
+    async def leave(self, member: Member) -> None:
+        """Remove ``member``, stop its writer, and tell the others it has left (see _announces)."""
+        del self._members[member]
+        self._snapshot = None
+        self._ids[member.client_id] -= 1
+        member.discard_outbox()
+        if self._announces(member):
+            await self.broadcast(f"Client #{member.client_id} left the chat")
 
     def _announces(self, member: Member) -> bool:
         # Client ids are chosen by clients, so two connections may share one: a reconnecting page
@@ -255,7 +299,6 @@ class Hub:
     async def _listen(self, messages: AsyncIterator[str]) -> None:
         async for text in messages:
             self._deliver(text)
-            await asyncio.sleep(0)  # the writers run between two deliveries (see _chat_reader)
 
     def _deliver(self, text: str) -> None:
         # No await in here: membership cannot change while this loop runs, and it iterates an
@@ -266,15 +309,13 @@ class Hub:
 
     # --- the slow-consumer policy's enforcement -------------------------------------------
 
-    def drop(self, member: Member, refusal: Refusal) -> None:
-        """Close ``member`` with ``refusal`` (1013 for a slow consumer); counted and logged once."""
-        if member.dropped is not None:
+    def drop(self, member: Member, reason: TryAgainLater) -> None:
+        """Close a slow consumer with 1013: counted and logged once, then ended like any member."""
+        if member.ended is not None:
             return
-        member.dropped = refusal
-        if isinstance(refusal, TryAgainLater):
-            self.metrics.slow_consumer_disconnects += 1
-            logger.warning("client #%d dropped: %s", member.client_id, refusal.reason)
-        member.stop_writer()
+        self.metrics.slow_consumer_disconnects += 1
+        logger.warning("client #%d dropped: %s", member.client_id, reason.reason)
+        member.end(reason)
 
     def _ensure_watchdog(self) -> None:
         if self.policy.send_timeout and (self._watchdog is None or self._watchdog.done()):
@@ -292,7 +333,7 @@ class Hub:
             await asyncio.sleep(period)
             now = loop.time()
             for member in self.members:
-                reason = self.policy.stuck(member, now)
+                reason = self.policy.stuck(member.send_started, now)
                 if reason is not None:
                     self.drop(member, TryAgainLater(reason))
 

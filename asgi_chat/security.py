@@ -10,8 +10,7 @@ import hmac
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -158,6 +157,8 @@ def _digest(token: str) -> bytes:
 class InboundGuard:
     """Per-connection limits on what a client sends: size (1009) and rate (a token bucket, 1008)."""
 
+    __slots__ = ("_clock", "_last", "_tokens", "burst", "max_bytes", "rate")
+
     def __init__(self, max_bytes: int, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.max_bytes = max_bytes
         self.rate = rate
@@ -201,27 +202,25 @@ class ConnectionLimits:
         self.total = 0
         self._per_address: Counter[str] = Counter()
 
-    @contextmanager
-    def hold(self, address: str | None) -> Iterator[None]:
-        """Count one connection from ``address`` for the duration of the ``with`` block."""
-        self.acquire(address)
-        try:
-            yield
-        finally:
-            self.release(address)
+    def acquire(self, client: Iterable[object] | None) -> str:
+        """Count one more connection from ``client`` (the scope's ``[host, port]``), or refuse it.
 
-    def acquire(self, address: str | None) -> None:
+        Returns the key to :meth:`release` it with: the client's address, or "" when the server
+        gave none (a Unix socket), which only the total limit applies to.
+        """
+        address = str(next(iter(client), "")) if client else ""
         if self.max_total and self.total >= self.max_total:
             raise TryAgainLater("server full: too many open connections")
-        if address is not None and self.max_per_address and self._per_address[address] >= self.max_per_address:
+        if address and self.max_per_address and self._per_address[address] >= self.max_per_address:
             raise TryAgainLater("too many open connections from your address")
         self.total += 1
-        if address is not None:
+        if address:
             self._per_address[address] += 1
+        return address
 
-    def release(self, address: str | None) -> None:
+    def release(self, address: str) -> None:
         self.total -= 1
-        if address is not None:
+        if address:
             self._per_address[address] -= 1
             if not self._per_address[address]:
                 del self._per_address[address]

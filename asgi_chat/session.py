@@ -72,6 +72,9 @@ TRANSITIONS: Final[dict[tuple[State, str, str], State]] = {
 class Session:
     """One WebSocket connection as the app sees it. Endpoints talk to this, never to raw ASGI."""
 
+    # Slots: a server may hold thousands of idle sessions, and each saves its attribute dict.
+    __slots__ = ("_guard", "_metrics", "_receive", "_send", "asgi_send", "close_code", "close_reason", "scope", "state")
+
     def __init__(
         self,
         scope: WebSocketScope,
@@ -83,6 +86,9 @@ class Session:
         self.scope = scope
         self._receive = receive
         self._send = send
+        # The server's send, for the hub's hot path only (hub.Member): data messages to a session
+        # in OPEN, which the state machine would pass through unchanged.
+        self.asgi_send = send
         self._guard = guard
         self._metrics = metrics or Metrics()
         self.state = State.CONNECTING
@@ -182,6 +188,15 @@ class Session:
         normal: WebSocketCloseEvent = {"type": "websocket.close", "code": 1000, "reason": refused["reason"]}
         with contextlib.suppress(OSError, RuntimeError, TimeoutError):  # the peer is gone after all
             await asyncio.wait_for(self._send(normal), CLOSE_TIMEOUT)
+
+    def abandon(self) -> None:
+        """Mark the session CLOSED without sending anything, for an app that is done with it.
+
+        The peer may be gone without the session having seen it (the hub's sends bypass the
+        session), or the server will close the connection once the app returns: either way,
+        nothing more goes through this session, and the open-connection gauge must say so.
+        """
+        self._enter(State.CLOSED)
 
     async def _transmit(self, message: ASGISendEvent) -> None:
         if self.state is State.CLOSED and message["type"] != "websocket.close":

@@ -132,6 +132,7 @@ async def test_a_peer_whose_send_fails_leaves_alone_and_the_sender_stays() -> No
     sender.say("hi")
     assert await sender.texts(3) == ["You wrote: hi", "Client #1 says: hi", "Client #2 left the chat"]
     await gone.finished()
+    assert app.ctx.metrics.connections == 1  # the gone member is not counted as open
     sender.say("again")
     assert await sender.texts(2) == ["You wrote: again", "Client #1 says: again"]
     assert [m.client_id for m in app.ctx.hub.members] == [1]

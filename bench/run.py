@@ -1,0 +1,1079 @@
+"""Benchmark orchestrator: asgi_chat against the FastAPI tutorial and the `websockets` library.
+
+Every scenario runs against three servers, in the same run, alternating, each run on a fresh
+server process pinned to CPU 0 while the C load generator (``bench/build/wsload``, built by
+``make -C bench``) is pinned to CPU 1:
+
+- ``asgi_chat``: ``uvicorn asgi_chat:app`` (security limits off, see SERVER_ENV);
+- ``tutorial``: ``uvicorn tutorial_app:app``, FastAPI's documented ConnectionManager chat;
+- ``websockets``: the same chat on ``websockets.asyncio.server.serve`` and ``broadcast()``.
+
+Each scenario is measured with and without a permessage-deflate offer from the client. Medians
+over the repetitions are printed, written to ``bench/results/latest.json`` and, for a full run,
+to the section of README.md between ``<!-- bench:start -->`` and ``<!-- bench:end -->``.
+
+Usage::
+
+    python bench/run.py                     # everything (what `make bench` runs)
+    python bench/run.py --quick             # 1 repetition, smaller sizes
+    python bench/run.py --scenario stalled  # one scenario (fanout, stalled, idle, echo)
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import resource
+import select
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+BUILD = BENCH / "build"
+WSLOAD = BUILD / "wsload"
+LOGS = BUILD / "logs"
+RESULTS = BENCH / "results"
+README = ROOT / "README.md"
+FALLBACK_RESULTS = BENCH / "RESULTS.md"
+START_MARK = "<!-- bench:start -->"
+END_MARK = "<!-- bench:end -->"
+
+HOST = "127.0.0.1"
+SERVER_CPU = 0  # `taskset -c 0` for the server ...
+CLIENT_CPU = 1  # ... and `-c 1` for the load generator (and this orchestrator, mostly asleep)
+BACKLOG = 8192  # uvicorn --backlog / serve(backlog=); the kernel caps it at net.core.somaxconn
+NOFILE = 16384  # RLIMIT_NOFILE wanted for 5,000 connections on each side, plus slack
+
+# asgi_chat's security limits would refuse the load itself (20 messages/s per connection, 100
+# connections per address): both are turned off for the benchmark, everything else is default.
+SERVER_ENV = {"ASGI_CHAT_RATE_PER_SECOND": "0", "ASGI_CHAT_MAX_CONNECTIONS_PER_ADDRESS": "0"}
+
+# The same uvicorn options for asgi_chat and the tutorial: default --ws auto (websockets-sansio in
+# uvicorn 0.54), --loop auto (uvloop), --http auto (httptools). Only the log level is raised so
+# that neither server spends time writing per-connection log lines to a file.
+UVICORN_OPTIONS = ["--host", HOST, "--backlog", str(BACKLOG), "--log-level", "warning"]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Scenario sizes and durations; FULL is what `make bench` runs."""
+
+    reps: int
+    window: int  # messages in flight for the fan-out sender (the same for every server)
+    fanout_receivers: tuple[int, ...]
+    fanout_seconds: float
+    fanout_size: int  # bytes of message text the sender sends
+    stall_receivers: int
+    stall_messages: int
+    stall_size: int
+    idle_connections: int
+    idle_warmup: int
+    echo_clients: tuple[int, ...]
+    echo_seconds: float
+    echo_size: int
+    no_progress: float  # a run with no delivery for this long is stopped and reported as is
+
+
+FULL = Sizes(
+    reps=3,
+    window=16,
+    fanout_receivers=(100, 1000),
+    fanout_seconds=4.0,
+    fanout_size=64,
+    stall_receivers=100,
+    stall_messages=8000,
+    stall_size=1024,
+    idle_connections=5000,
+    idle_warmup=200,
+    echo_clients=(1, 100),
+    echo_seconds=3.0,
+    echo_size=64,
+    no_progress=2.0,
+)
+
+QUICK = Sizes(
+    reps=1,
+    window=16,
+    fanout_receivers=(100, 1000),
+    fanout_seconds=2.0,
+    fanout_size=64,
+    stall_receivers=100,
+    stall_messages=6000,
+    stall_size=1024,
+    idle_connections=1000,
+    idle_warmup=100,
+    echo_clients=(1, 100),
+    echo_seconds=1.5,
+    echo_size=64,
+    no_progress=2.0,
+)
+
+SCENARIOS = ("fanout", "stalled", "idle", "echo")
+
+# --- servers ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    title: str
+    argv: Callable[[int], list[str]]
+    env: dict[str, str]
+
+
+def _uvicorn(app: str, *extra: str) -> Callable[[int], list[str]]:
+    def argv(port: int) -> list[str]:
+        return [sys.executable, "-m", "uvicorn", *extra, app, *UVICORN_OPTIONS, "--port", str(port)]
+
+    return argv
+
+
+def _websockets(port: int) -> list[str]:
+    return [sys.executable, str(BENCH / "websockets_app.py"), "--host", HOST, "--port", str(port)]
+
+
+SERVERS = (
+    Server("asgi_chat", "asgi_chat", _uvicorn("asgi_chat:app"), SERVER_ENV),
+    Server("tutorial", "FastAPI tutorial", _uvicorn("tutorial_app:app", "--app-dir", str(BENCH)), {}),
+    Server("websockets", "websockets broadcast()", _websockets, {}),
+)
+
+
+def taskset(cpu: int) -> list[str]:
+    return ["taskset", "-c", str(cpu)] if shutil.which("taskset") else []
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class ServerDied(RuntimeError):
+    pass
+
+
+class ServerProcess:
+    """One fresh server process on a free port, pinned to SERVER_CPU, logging to a file."""
+
+    def __init__(self, server: Server, tag: str) -> None:
+        self.server = server
+        self.port = free_port()
+        LOGS.mkdir(parents=True, exist_ok=True)
+        self.log_path = LOGS / f"{tag}.log"
+        self.log: IO[bytes] = self.log_path.open("wb")
+        env = {**os.environ, **server.env, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(
+            [*taskset(SERVER_CPU), *server.argv(self.port)],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.pid = self.proc.pid  # taskset execs the server: same pid
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Bounded poll until the port accepts a TCP connection."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServerDied(f"{self.server.name} exited with {self.proc.returncode}: {self.log_tail()}")
+            try:
+                with socket.create_connection((HOST, self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise ServerDied(f"{self.server.name} did not listen on port {self.port} within {timeout:g} s")
+
+    def log_tail(self, lines: int = 8) -> str:
+        if not self.log.closed:
+            self.log.flush()
+        try:
+            text = self.log_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return " | ".join(text[-lines:])
+
+    def stop(self) -> None:
+        """SIGKILL: the measurement is over, and a graceful shutdown is not what is measured."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+        if not self.log.closed:
+            self.log.close()
+
+
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of a process, in clock ticks, from /proc/PID/stat."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2 :].split()
+    return int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5)
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, steal) clock ticks of all CPUs together, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return user + nice + system + irq + softirq, steal
+
+
+def own_ticks() -> int:
+    times = os.times()
+    return round((times.user + times.system) * CLK_TCK)
+
+
+@dataclass(frozen=True)
+class Mark:
+    """Counters read when the load generator reports the start or the end of its measured phase."""
+
+    t: float
+    server: int
+    client: int
+    busy: int
+    steal: int
+    own: int
+
+    @classmethod
+    def read(cls, server_pid: int, client_pid: int) -> Mark:
+        busy, steal = machine_ticks()
+        return cls(time.monotonic(), cpu_ticks(server_pid), cpu_ticks(client_pid), busy, steal, own_ticks())
+
+
+def wait_for_quiet(limit_pct: float = 15.0, window: float = 0.5, timeout: float = 20.0) -> tuple[float, float]:
+    """Bounded poll until the machine's CPUs are nearly idle (nothing of ours runs yet).
+
+    Another workload on this 2-core machine (a test suite, a browser) skews every figure; this
+    waits up to `timeout` seconds for it to pause. Returns (seconds waited, last busy %).
+    """
+    start = time.monotonic()
+    busy_pct = 0.0
+    while True:
+        b0, _ = machine_ticks()
+        time.sleep(window)
+        b1, _ = machine_ticks()
+        busy_pct = 100 * (b1 - b0) / CLK_TCK / window
+        if busy_pct <= limit_pct or time.monotonic() - start >= timeout:
+            return time.monotonic() - start, busy_pct
+
+
+def proc_status_kib(pid: int, key: str) -> int:
+    """A memory line of /proc/PID/status (VmRSS, VmHWM), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise KeyError(key)
+
+
+def settle(pid: int, quiet_polls: int = 5, period: float = 0.1, timeout: float = 20.0) -> float:
+    """Bounded poll until the server's CPU counter stops moving for quiet_polls polls."""
+    start = time.monotonic()
+    last, quiet = cpu_ticks(pid), 0
+    while time.monotonic() - start < timeout and quiet < quiet_polls:
+        time.sleep(period)
+        now = cpu_ticks(pid)
+        quiet = quiet + 1 if now == last else 0
+        last = now
+    return time.monotonic() - start
+
+
+# --- the load generator -------------------------------------------------------------------------
+
+
+class ClientTimeout(RuntimeError):
+    pass
+
+
+class LoadClient:
+    """wsload pinned to CLIENT_CPU; JSON lines on its stdout, commands on its stdin."""
+
+    def __init__(self, args: Sequence[str], stderr_path: Path) -> None:
+        self.argv = [*taskset(CLIENT_CPU), str(WSLOAD), *args]
+        self.stderr: IO[bytes] = stderr_path.open("wb")
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr)
+        self.buffer = b""
+
+    def event(self, deadline: float) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self.buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ClientTimeout("the load generator did not report in time")
+            ready, _, _ = select.select([fd], [], [], remaining)
+            if ready:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    raise ClientTimeout(f"the load generator exited with {self.proc.wait()}")
+                self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        event: dict[str, Any] = json.loads(line)
+        return event
+
+    def command(self, text: str) -> None:
+        assert self.proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            self.proc.stdin.write(text.encode() + b"\n")
+            self.proc.stdin.flush()
+
+    def finish(self) -> None:
+        assert self.proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+        self.stderr.close()
+
+
+# --- scenarios ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    key: str  # e.g. "fanout-1000"
+    scenario: str
+    title: str
+    args: tuple[str, ...]  # wsload arguments besides port and deflate
+    deadline: float  # seconds the load generator may take for its measured part
+
+
+def cases(sizes: Sizes, only: Sequence[str]) -> list[Case]:
+    common = ("--window", str(sizes.window), "--no-progress", str(sizes.no_progress))
+    result: list[Case] = []
+    if "fanout" in only:
+        for n in sizes.fanout_receivers:
+            result.append(
+                Case(
+                    f"fanout-{n}",
+                    "fanout",
+                    f"Fan-out to {n} receivers, {sizes.fanout_size} B messages, window {sizes.window}",
+                    (
+                        "--mode", "fanout", "--receivers", str(n), "--duration", str(sizes.fanout_seconds),
+                        "--size", str(sizes.fanout_size), *common,
+                    ),
+                    sizes.fanout_seconds + 60,
+                )
+            )  # fmt: skip
+    if "stalled" in only:
+        for stalled in (0, 1):
+            label = "one never reads" if stalled else "no stalled client"
+            result.append(
+                Case(
+                    f"stalled-{stalled}",
+                    "stalled",
+                    f"{sizes.stall_receivers} receivers, {label}: "
+                    f"{sizes.stall_messages} messages of {sizes.stall_size} B",
+                    (
+                        "--mode", "fanout", "--receivers", str(sizes.stall_receivers),
+                        "--stalled", str(stalled), "--max-messages", str(sizes.stall_messages),
+                        "--size", str(sizes.stall_size), "--duration", "1000", *common,
+                    ),
+                    300,
+                )
+            )  # fmt: skip
+    if "idle" in only:
+        result.append(
+            Case(
+                f"idle-{sizes.idle_connections}",
+                "idle",
+                f"{sizes.idle_connections} idle chat connections",
+                ("--mode", "idle", "--connections", str(sizes.idle_connections)),
+                120,
+            )
+        )
+    if "echo" in only:
+        for k in sizes.echo_clients:
+            result.append(
+                Case(
+                    f"echo-{k}",
+                    "echo",
+                    f"Echo on /ws, {k} client{'s' if k > 1 else ''} in request/response",
+                    (
+                        "--mode", "echo", "--clients", str(k), "--duration", str(sizes.echo_seconds),
+                        "--size", str(sizes.echo_size), "--no-progress", str(sizes.no_progress),
+                    ),
+                    sizes.echo_seconds + 60,
+                )
+            )  # fmt: skip
+    return result
+
+
+def run_one(server: Server, case: Case, deflate: bool, rep: int, sizes: Sizes) -> dict[str, Any]:
+    """One measurement on a fresh server: returns the load generator's result plus server figures."""
+    tag = f"{case.key}-{'deflate' if deflate else 'plain'}-{server.name}-r{rep}"
+    record: dict[str, Any] = {"server": server.name, "case": case.key, "scenario": case.scenario}
+    record |= {"deflate": deflate, "rep": rep, "ok": False, "error": None}
+    record["quiet_wait_s"], record["busy_before_pct"] = wait_for_quiet()
+    began = time.monotonic()
+    proc = ServerProcess(server, tag)
+    try:
+        proc.wait_ready()
+        args = [*case.args, "--port", str(proc.port), "--deflate", "1" if deflate else "0", "--hold", "120"]
+        if case.scenario == "idle":
+            record |= measure_idle(proc, args, case, sizes, tag)
+        else:
+            record |= measure_load(proc, args, case, tag)
+        record["ok"] = "error" not in record["client"]
+        if not record["ok"]:
+            record["error"] = record["client"]["error"]
+    except (ServerDied, ClientTimeout, OSError, KeyError, ValueError) as exc:
+        record["error"] = f"{type(exc).__name__}: {exc}"
+    finally:
+        record["server_log"] = proc.log_tail(3)
+        proc.stop()
+        record["elapsed_s"] = time.monotonic() - began
+    return record
+
+
+def measure_load(proc: ServerProcess, args: list[str], case: Case, tag: str) -> dict[str, Any]:
+    client = LoadClient([*args, "--deadline", str(case.deadline)], LOGS / f"{tag}.client.log")
+    out: dict[str, Any] = {}
+    try:
+        deadline = time.monotonic() + case.deadline + 30
+        marks: dict[str, Mark] = {}
+        while True:
+            event = client.event(deadline)
+            if event["event"] in ("start", "end"):
+                marks[event["event"]] = Mark.read(proc.pid, client.proc.pid)
+            elif event["event"] == "result":
+                out["client"] = event
+                break
+        out |= cpu_figures(marks)
+        out["server_rss_kib"] = proc_status_kib(proc.pid, "VmRSS")
+        out["server_peak_rss_kib"] = proc_status_kib(proc.pid, "VmHWM")
+    finally:
+        proc.stop()  # before the client leaves: nobody measures the farewell broadcasts
+        client.finish()
+    return out
+
+
+def measure_idle(proc: ServerProcess, args: list[str], case: Case, sizes: Sizes, tag: str) -> dict[str, Any]:
+    """Memory per open connection and connections opened per second.
+
+    A warm-up round opens and closes sizes.idle_warmup chat connections (first-use allocations,
+    lazy imports), the server settles (its CPU counter stops moving), VmRSS is read; then the
+    measured round opens the connections, the server settles again, VmRSS is read again.
+    Memory per connection = (after - before) / connections open.
+    """
+    out: dict[str, Any] = {}
+    warm_args = list(args)
+    n_index = warm_args.index("--connections") + 1
+    warm_args[n_index] = str(sizes.idle_warmup)
+    warm = LoadClient([*warm_args, "--id-base", "1", "--deadline", "60"], LOGS / f"{tag}.warmup.log")
+    try:
+        deadline = time.monotonic() + 90
+        while warm.event(deadline)["event"] != "result":
+            pass
+    finally:
+        warm.finish()  # the warm-up connections leave; the server announces them and frees them
+    out["settle_before_s"] = settle(proc.pid)
+    rss_before = proc_status_kib(proc.pid, "VmRSS")
+    client = LoadClient([*args, "--id-base", "100000", "--deadline", str(case.deadline)], LOGS / f"{tag}.client.log")
+    try:
+        deadline = time.monotonic() + case.deadline + 30
+        marks: dict[str, Mark] = {}
+        while True:
+            event = client.event(deadline)
+            if event["event"] in ("start", "end"):
+                marks[event["event"]] = Mark.read(proc.pid, client.proc.pid)
+            elif event["event"] == "result":
+                out["client"] = event
+                break
+        out |= cpu_figures(marks)
+        out["settle_after_s"] = settle(proc.pid)
+        rss_after = proc_status_kib(proc.pid, "VmRSS")
+        client.command("status")
+        while (event := client.event(time.monotonic() + 10))["event"] != "status":
+            pass
+        out["status"] = event
+        opened = int(event["open"])
+        out |= {"rss_before_kib": rss_before, "rss_after_kib": rss_after, "open_at_measure": opened}
+        out["mem_per_conn_kib"] = (rss_after - rss_before) / opened if opened else None
+        out["server_peak_rss_kib"] = proc_status_kib(proc.pid, "VmHWM")
+    finally:
+        proc.stop()
+        client.finish()
+    return out
+
+
+def cpu_figures(marks: dict[str, Mark]) -> dict[str, Any]:
+    """Server CPU over the measured phase, and what else ran on the machine meanwhile."""
+    if "start" not in marks or "end" not in marks:
+        return {"server_cpu_s": None, "server_cpu_pct": None, "other_cpu_pct": None, "steal_pct": None}
+    a, b = marks["start"], marks["end"]
+    wall = b.t - a.t
+    if wall <= 0:
+        return {"server_cpu_s": None, "server_cpu_pct": None, "other_cpu_pct": None, "steal_pct": None}
+    server = (b.server - a.server) / CLK_TCK
+    ours = (b.server - a.server) + (b.client - a.client) + (b.own - a.own)
+    other = max(0, (b.busy - a.busy) - ours) / CLK_TCK
+    return {
+        "server_cpu_s": server,
+        "server_cpu_pct": 100 * server / wall,
+        "other_cpu_pct": 100 * other / wall,  # % of one core used by processes not in the bench
+        "steal_pct": 100 * (b.steal - a.steal) / CLK_TCK / wall,
+    }
+
+
+# --- metrics and aggregation --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    unit: str
+    get: Callable[[dict[str, Any]], float | None]
+    higher_is_better: bool | None = True
+    fmt: str = "{:,.0f}"
+
+
+def _client(key: str) -> Callable[[dict[str, Any]], float | None]:
+    def get(record: dict[str, Any]) -> float | None:
+        value = record.get("client", {}).get(key)
+        return None if value is None or (isinstance(value, float) and value < 0) else float(value)
+
+    return get
+
+
+def _record(key: str) -> Callable[[dict[str, Any]], float | None]:
+    def get(record: dict[str, Any]) -> float | None:
+        value = record.get(key)
+        return None if value is None else float(value)
+
+    return get
+
+
+def _percent(key: str) -> Callable[[dict[str, Any]], float | None]:
+    def get(record: dict[str, Any]) -> float | None:
+        value = _client(key)(record)
+        return None if value is None else 100 * value
+
+    return get
+
+
+CPU_METRICS = (
+    Metric("server CPU", "% of a core", _record("server_cpu_pct"), None, "{:.0f}"),
+    Metric("load generator CPU", "% of a core", _client("client_cpu_pct"), None, "{:.0f}"),
+    Metric("other processes' CPU", "% of a core", _record("other_cpu_pct"), None, "{:.0f}"),
+)
+METRICS: dict[str, tuple[Metric, ...]] = {
+    "fanout": (
+        Metric("deliveries", "/s", _client("deliveries_per_s")),
+        Metric("latency p50", "ms", _client("lat_p50_ms"), False, "{:.1f}"),
+        Metric("latency p99", "ms", _client("lat_p99_ms"), False, "{:.1f}"),
+        *CPU_METRICS,
+    ),
+    "stalled": (
+        Metric("delivered to healthy receivers", "%", _percent("delivered_fraction"), True, "{:.1f}"),
+        Metric("deliveries", "/s", _client("deliveries_per_s")),
+        Metric("latency p50", "ms", _client("lat_p50_ms"), False, "{:.1f}"),
+        Metric("latency p99", "ms", _client("lat_p99_ms"), False, "{:.1f}"),
+        Metric("server peak RSS", "MiB", lambda r: _mib(r.get("server_peak_rss_kib")), False, "{:.0f}"),
+        *CPU_METRICS,
+    ),
+    "idle": (
+        Metric("server memory per connection", "KiB", _record("mem_per_conn_kib"), False, "{:.1f}"),
+        Metric("connections opened", "/s", _client("connections_per_s")),
+        *CPU_METRICS,
+    ),
+    "echo": (
+        Metric("round trips", "/s", _client("roundtrips_per_s")),
+        Metric("latency p50", "ms", _client("lat_p50_ms"), False, "{:.2f}"),
+        Metric("latency p99", "ms", _client("lat_p99_ms"), False, "{:.2f}"),
+        *CPU_METRICS,
+    ),
+}
+
+
+def _mib(kib: object) -> float | None:
+    return None if kib is None else float(kib) / 1024  # type: ignore[arg-type]
+
+
+def median(values: Sequence[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def select_records(records: Sequence[dict[str, Any]], server: str, case: str, deflate: bool) -> list[dict[str, Any]]:
+    return [r for r in records if r["server"] == server and r["case"] == case and r["deflate"] == deflate]
+
+
+def med(records: Sequence[dict[str, Any]], server: str, case: str, deflate: bool, metric: Metric) -> float | None:
+    return median([metric.get(r) for r in select_records(records, server, case, deflate)])
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def fmt(value: float | None, pattern: str = "{:,.0f}") -> str:
+    return "n/a" if value is None else pattern.format(value)
+
+
+def fmt_ratio(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}x"
+
+
+# --- targets ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    name: str
+    deflate: bool
+    measured: str
+    target: str
+    passed: bool | None  # None: could not be measured
+    context: str
+
+
+def find(metrics: Sequence[Metric], name: str) -> Metric:
+    return next(m for m in metrics if m.name == name)
+
+
+def evaluate_targets(records: Sequence[dict[str, Any]], sizes: Sizes, deflates: Sequence[bool]) -> list[Target]:
+    targets: list[Target] = []
+    big = f"fanout-{max(sizes.fanout_receivers)}"
+    idle = f"idle-{sizes.idle_connections}"
+    cases_seen = {r["case"] for r in records}
+    for deflate in deflates:
+        if {"stalled-0", "stalled-1"} <= cases_seen:
+            runs = select_records(records, "asgi_chat", "stalled-1", deflate)
+            fractions = [r.get("client", {}).get("delivered_fraction") for r in runs]
+            closed = sum(int(r.get("client", {}).get("healthy_closed", 0)) for r in runs)
+            lost = sum(int(r.get("client", {}).get("lost", 0)) for r in runs)
+            worst = min((f for f in fractions if f is not None), default=None)
+            ok = worst is not None and worst >= 1.0 and closed == 0 and lost == 0 and all(r["ok"] for r in runs)
+            tut = med(
+                records,
+                "tutorial",
+                "stalled-1",
+                deflate,
+                find(METRICS["stalled"], "delivered to healthy receivers"),
+            )
+            targets.append(
+                Target(
+                    "Stalled client: healthy receivers get every message",
+                    deflate,
+                    f"{fmt(None if worst is None else 100 * worst, '{:.1f}')} % (worst of {len(runs)}), "
+                    f"{closed} healthy closed, {lost} lost",
+                    "100 %, none closed",
+                    ok if runs else None,
+                    f"tutorial {fmt(tut, '{:.1f}')} %",
+                )
+            )  # fmt: skip
+            p99 = find(METRICS["stalled"], "latency p99")
+            with_stall = med(records, "asgi_chat", "stalled-1", deflate, p99)
+            without = med(records, "asgi_chat", "stalled-0", deflate, p99)
+            r = ratio(with_stall, without)
+            targets.append(
+                Target(
+                    "Stalled client: healthy p99 latency vs the run without it",
+                    deflate,
+                    f"{fmt_ratio(r)} ({fmt(with_stall, '{:.1f}')} ms vs {fmt(without, '{:.1f}')} ms)",
+                    "≤ 2x",
+                    None if r is None else r <= 2.0,
+                    "",
+                )
+            )
+        if big in cases_seen:
+            dps = find(METRICS["fanout"], "deliveries")
+            a, t, w = (med(records, s, big, deflate, dps) for s in ("asgi_chat", "tutorial", "websockets"))
+            rt, rw = ratio(a, t), ratio(a, w)
+            targets.append(
+                Target(
+                    f"Fan-out to {max(sizes.fanout_receivers)}: deliveries/s vs tutorial",
+                    deflate,
+                    f"{fmt_ratio(rt)} ({fmt(a)} vs {fmt(t)})",
+                    "≥ 1.15x",
+                    None if rt is None else rt >= 1.15,
+                    "",
+                )
+            )
+            targets.append(
+                Target(
+                    f"Fan-out to {max(sizes.fanout_receivers)}: deliveries/s vs websockets broadcast()",
+                    deflate,
+                    f"{fmt_ratio(rw)} ({fmt(a)} vs {fmt(w)})",
+                    "≥ 0.9x",
+                    None if rw is None else rw >= 0.9,
+                    "",
+                )
+            )
+        if idle in cases_seen:
+            mem = find(METRICS["idle"], "server memory per connection")
+            a, t, w = (med(records, s, idle, deflate, mem) for s in ("asgi_chat", "tutorial", "websockets"))
+            targets.append(
+                Target(
+                    "Idle connections: server memory per connection",
+                    deflate,
+                    f"{fmt(a, '{:.1f}')} KiB",
+                    "≤ 20 KiB",
+                    None if a is None else a <= 20.0,
+                    f"tutorial {fmt(t, '{:.1f}')} KiB, websockets {fmt(w, '{:.1f}')} KiB",
+                )
+            )
+            cps = find(METRICS["idle"], "connections opened")
+            a, t = med(records, "asgi_chat", idle, deflate, cps), med(records, "tutorial", idle, deflate, cps)
+            rt = ratio(a, t)
+            targets.append(
+                Target(
+                    "Idle connections: connections opened/s vs tutorial",
+                    deflate,
+                    f"{fmt_ratio(rt)} ({fmt(a)} vs {fmt(t)})",
+                    "≥ 1.5x",
+                    None if rt is None else rt >= 1.5,
+                    "",
+                )
+            )
+    return targets
+
+
+# --- reporting ----------------------------------------------------------------------------------
+
+
+def deflate_label(deflate: bool) -> str:
+    return "offered" if deflate else "not offered"
+
+
+def verdict(passed: bool | None) -> str:
+    return "n/a" if passed is None else ("**pass**" if passed else "**MISS**")
+
+
+def targets_table(targets: Sequence[Target]) -> list[str]:
+    lines = [
+        "| target | permessage-deflate | asgi_chat measured | target | result | for comparison |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for t in targets:
+        row = (t.name, deflate_label(t.deflate), t.measured, t.target, verdict(t.passed), t.context)
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def figures_table(records: Sequence[dict[str, Any]], all_cases: Sequence[Case], deflates: Sequence[bool]) -> list[str]:
+    names = ("asgi_chat", "tutorial", "websockets")
+    lines = [
+        "| scenario | deflate | figure | asgi_chat | tutorial | websockets | asgi_chat / tutorial "
+        "| asgi_chat / websockets |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for case in all_cases:
+        for deflate in deflates:
+            if not any(select_records(records, n, case.key, deflate) for n in names):
+                continue
+            for metric in METRICS[case.scenario]:
+                a, t, w = (med(records, n, case.key, deflate, metric) for n in names)
+                cells = [fmt(v, metric.fmt) for v in (a, t, w)]
+                ratios = ["", ""]
+                if metric.higher_is_better is not None:
+                    ratios = [fmt_ratio(ratio(a, t)), fmt_ratio(ratio(a, w))]
+                label = f"{metric.name} ({metric.unit})"
+                head = f"| {case.key} | {'on' if deflate else 'off'} | {label} | "
+                lines.append(head + " | ".join(cells + ratios) + " |")
+    return lines
+
+
+def failures(records: Sequence[dict[str, Any]]) -> list[str]:
+    out = []
+    for r in records:
+        if not r["ok"]:
+            deflate = "deflate" if r["deflate"] else "plain"
+            out.append(f"- {r['case']} {deflate} {r['server']} rep {r['rep']}: {r['error']}")
+    return out
+
+
+def observations(records: Sequence[dict[str, Any]]) -> list[str]:
+    """Facts worth a line: healthy receivers closed, messages lost or reordered, stalled clients' fate."""
+    notes: list[str] = []
+    for r in records:
+        c = r.get("client", {})
+        where = f"{r['case']} ({'deflate' if r['deflate'] else 'plain'}, rep {r['rep']}) {r['server']}"
+        if c.get("healthy_closed"):
+            notes.append(f"- {where}: {c['healthy_closed']} healthy receivers closed, codes {c.get('close_codes')}")
+        if c.get("lost") or c.get("out_of_order"):
+            notes.append(f"- {where}: {c.get('lost')} lost, {c.get('out_of_order')} out of order")
+        if c.get("protocol_errors"):
+            notes.append(f"- {where}: {c['protocol_errors']} WebSocket protocol errors seen by the client")
+        if r["scenario"] == "idle" and r.get("status") and r["status"].get("closed_by_server"):
+            notes.append(f"- {where}: {r['status']['closed_by_server']} idle connections closed by the server")
+    fates: dict[tuple[str, bool], list[str]] = {}
+    for r in records:
+        for s in r.get("client", {}).get("stalled_conns", []):
+            state = s["state"] + (f" {s['code']}" if s["code"] >= 0 else "")
+            fates.setdefault((r["server"], r["deflate"]), []).append(f"{state} after {s['msgs']} messages")
+    for (server, deflate), items in sorted(fates.items()):
+        notes.append(f"- stalled client on {server} ({'deflate' if deflate else 'plain'}): " + "; ".join(items))
+    return notes
+
+
+def interference(records: Sequence[dict[str, Any]], limit: float = 20.0) -> list[str]:
+    """How much else ran on the machine during the measured phases (it skews every figure)."""
+    others = [r["other_cpu_pct"] for r in records if r.get("other_cpu_pct") is not None]
+    steal = [r["steal_pct"] for r in records if r.get("steal_pct") is not None]
+    if not others:
+        return []
+    busy = [r for r in records if (r.get("other_cpu_pct") or 0) > limit]
+    line = (
+        f"Other processes on the machine used a median {statistics.median(others):.0f} % "
+        f"(max {max(others):.0f} %) of a core during the measured phases"
+        f"{f', hypervisor steal a median {statistics.median(steal):.1f} %' if steal else ''}; "
+        f"{len(busy)} of {len(records)} runs saw more than {limit:.0f} %."
+    )
+    return [line]
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("uvicorn", "websockets", "uvloop", "httptools", "fastapi", "starlette"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+def machine() -> dict[str, str]:
+    model = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {"nproc": str(os.cpu_count()), "cpu": model, "kernel": platform.release(), "os": platform.system()}
+
+
+def command_line() -> str:
+    cmd = "python bench/run.py" + "".join(f" {a}" for a in sys.argv[1:])
+    return f"make bench ({cmd})" if os.environ.get("MAKELEVEL") else cmd
+
+
+def report(
+    meta: dict[str, Any],
+    records: Sequence[dict[str, Any]],
+    all_cases: Sequence[Case],
+    targets: Sequence[Target],
+    deflates: Sequence[bool],
+) -> str:
+    v, m = meta["versions"], meta["machine"]
+    lines = [
+        f"Measured {meta['date']} on {m['nproc']} CPUs ({m['cpu']}), Linux {m['kernel']}; "
+        f"Python {v['python']}, uvicorn {v['uvicorn']} (`--ws auto` = websockets-sansio, uvloop "
+        f"{v['uvloop']}, httptools {v['httptools']}), websockets {v['websockets']}, FastAPI {v['fastapi']} "
+        f"(Starlette {v['starlette']}).",
+        "",
+        f"Command: `{meta['command']}`; {meta['sizes']['reps']} repetitions, medians shown. Every run "
+        f"starts a fresh server pinned to CPU {SERVER_CPU} (`taskset -c {SERVER_CPU}`) and the C load "
+        f"generator on CPU {CLIENT_CPU}; the servers alternate within each repetition. asgi_chat runs "
+        "with `ASGI_CHAT_RATE_PER_SECOND=0 ASGI_CHAT_MAX_CONNECTIONS_PER_ADDRESS=0` (its security "
+        "limits off, everything else default); both uvicorn apps with the same options "
+        f"(`{' '.join(UVICORN_OPTIONS)}`). permessage-deflate: each figure was measured with the "
+        "client not offering it (deflate off) and offering it as browsers do "
+        "(`permessage-deflate; client_max_window_bits`, deflate on; the servers accept it).",
+        "",
+        "### Targets",
+        "",
+        *targets_table(targets),
+        "",
+        "### All figures",
+        "",
+        *figures_table(records, all_cases, deflates),
+        "",
+        "How each figure is measured: [bench/README.md](bench/README.md).",
+    ]
+    lines += ["", *interference(records)]
+    notes = observations(records)
+    if notes:
+        lines += ["", "Observations:", "", *notes]
+    failed = failures(records)
+    if failed:
+        lines += ["", "Runs that did not complete:", "", *failed]
+    return "\n".join(lines) + "\n"
+
+
+def write_readme(section: str) -> Path:
+    body = f"{START_MARK}\n{section}{END_MARK}\n"
+    if not README.exists():
+        FALLBACK_RESULTS.write_text("# Benchmark results\n\n" + body)
+        return FALLBACK_RESULTS
+    text = README.read_text()
+    if START_MARK in text and END_MARK in text:
+        head, _, rest = text.partition(START_MARK)
+        _, _, tail = rest.partition(END_MARK)
+        text = head + body.rstrip("\n") + tail
+        if not text.endswith("\n"):
+            text += "\n"
+    else:
+        text = text.rstrip("\n") + "\n\n" + body
+    README.write_text(text)
+    return README
+
+
+# --- main ---------------------------------------------------------------------------------------
+
+
+def raise_nofile() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = max(NOFILE, soft)
+    if hard != resource.RLIM_INFINITY and hard < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
+            return want
+        except (ValueError, OSError):
+            want = hard
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    return want
+
+
+def asgi_chat_importable() -> str | None:
+    probe = subprocess.run(
+        [sys.executable, "-c", "import asgi_chat"],
+        cwd=ROOT,
+        env={**os.environ, **SERVER_ENV},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return None if probe.returncode == 0 else (probe.stderr.strip().splitlines() or ["?"])[-1]
+
+
+def summary_line(record: dict[str, Any]) -> str:
+    if not record["ok"]:
+        return f"failed: {record['error']}"
+    c = record["client"]
+    scenario = record["scenario"]
+    cpu = f"server {fmt(record.get('server_cpu_pct'))} % CPU, client {fmt(c.get('client_cpu_pct'))} %"
+    other = record.get("other_cpu_pct")
+    if other is not None and other > 10:
+        cpu += f", OTHER PROCESSES {other:.0f} %"
+    if scenario in ("fanout", "stalled"):
+        text = f"{c['deliveries_per_s']:,.0f} deliveries/s, p50 {c['lat_p50_ms']:.1f} ms, p99 {c['lat_p99_ms']:.1f} ms"
+        if scenario == "stalled":
+            text = f"{100 * c['delivered_fraction']:.1f} % delivered, " + text
+        return f"{text} ({cpu})"
+    if scenario == "idle":
+        return f"{fmt(record.get('mem_per_conn_kib'), '{:.1f}')} KiB/conn, {c['connections_per_s']:,.0f} conn/s ({cpu})"
+    return (
+        f"{c['roundtrips_per_s']:,.0f} round trips/s, "
+        f"p50 {c['lat_p50_ms']:.2f} ms, p99 {c['lat_p99_ms']:.2f} ms ({cpu})"
+    )
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="1 repetition, smaller sizes")
+    parser.add_argument("--scenario", action="append", choices=SCENARIOS, help="run only this (repeatable)")
+    parser.add_argument("--server", action="append", choices=[s.name for s in SERVERS], help="only this server")
+    parser.add_argument("--deflate", choices=("both", "off", "on"), default="both")
+    parser.add_argument("--reps", type=int, help="override the number of repetitions")
+    parser.add_argument("--write-readme", action="store_true", help="update README.md even for a partial or quick run")
+    args = parser.parse_args(argv)
+
+    sizes = QUICK if args.quick else FULL
+    if args.reps:
+        sizes = dataclasses.replace(sizes, reps=args.reps)
+    only = args.scenario or list(SCENARIOS)
+    deflates = {"both": [False, True], "off": [False], "on": [True]}[args.deflate]
+    servers = [s for s in SERVERS if not args.server or s.name in args.server]
+    full_run = not args.quick and not args.scenario and not args.server and args.deflate == "both"
+    full_run = full_run and not args.reps
+
+    if not WSLOAD.exists():
+        print(f"{WSLOAD} is missing: run `make -C bench` first", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, _exit_on_signal)  # run the finally blocks: no stray servers
+    nofile = raise_nofile()
+    with contextlib.suppress(OSError):
+        os.sched_setaffinity(0, {CLIENT_CPU})
+    LOGS.mkdir(parents=True, exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+
+    problem = asgi_chat_importable()
+    if problem:
+        print(f"asgi_chat cannot be imported ({problem}): it is skipped", file=sys.stderr)
+        servers = [s for s in servers if s.name != "asgi_chat"]
+    all_cases = cases(sizes, only)
+    meta: dict[str, Any] = {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "versions": versions(),
+        "command": command_line(),
+        "sizes": dataclasses.asdict(sizes),
+        "nofile": nofile,
+        "asgi_chat_env": SERVER_ENV,
+        "uvicorn_options": UVICORN_OPTIONS,
+    }
+    limits = " ".join(f"{k}={v}" for k, v in SERVER_ENV.items())
+    print(f"asgi_chat security limits off for the benchmark: {limits}")
+    print(
+        f"server on CPU {SERVER_CPU}, load generator on CPU {CLIENT_CPU}; RLIMIT_NOFILE {nofile}; "
+        f"{sizes.reps} repetition(s); permessage-deflate offered: " + ", ".join("yes" if d else "no" for d in deflates)
+    )
+    records: list[dict[str, Any]] = []
+    total = sizes.reps * len(all_cases) * len(deflates) * len(servers)
+    started = time.monotonic()
+    for rep in range(1, sizes.reps + 1):
+        # Rotate the server order each repetition so no server always runs first or last.
+        order = servers[(rep - 1) % len(servers) :] + servers[: (rep - 1) % len(servers)]
+        for case in all_cases:
+            for deflate in deflates:
+                for server in order:
+                    record = run_one(server, case, deflate, rep, sizes)
+                    records.append(record)
+                    elapsed = time.monotonic() - started
+                    print(
+                        f"[{len(records)}/{total} {elapsed:4.0f}s] rep {rep} {case.key:<12} "
+                        f"deflate {'on ' if deflate else 'off'} {server.name:<10} {summary_line(record)}",
+                        flush=True,
+                    )
+    targets = evaluate_targets(records, sizes, deflates)
+    section = report(meta, records, all_cases, targets, deflates)
+    print()
+    print(section)
+    meta["elapsed_s"] = time.monotonic() - started
+    out = {"meta": meta, "records": records, "targets": [dataclasses.asdict(t) for t in targets]}
+    (RESULTS / "latest.json").write_text(json.dumps(out, indent=1) + "\n")
+    print(f"wrote {RESULTS / 'latest.json'}")
+    if full_run or args.write_readme:
+        path = write_readme(section)
+        print(f"wrote the results table to {path}")
+        if path == FALLBACK_RESULTS:
+            print("README.md does not exist yet: results are in bench/RESULTS.md for the lead to move")
+    else:
+        print("partial run: README.md left unchanged (--write-readme to force)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
