@@ -6,7 +6,7 @@ independent one (its own chat, its own settings) for tests and embedding.
 
 from __future__ import annotations
 
-from .application import ChatApp
+from .application import ChatApp, TracedChatApp
 from .brokers import Broker, broker_from_url
 from .context import Context
 from .hub import Hub
@@ -42,7 +42,7 @@ def create_app(
         limits=ConnectionLimits(settings.max_connections, settings.max_connections_per_address),
         verify_credential=verify_credential,
     )
-    return ChatApp(ctx)
+    return TracedChatApp(ctx) if settings.trace else ChatApp(ctx)
 
 
 app = create_app()

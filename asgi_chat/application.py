@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 from asgiref.typing import (
-    ASGI3Application,
     ASGIReceiveCallable,
     ASGISendCallable,
     HTTPScope,
@@ -58,18 +57,12 @@ class ChatApp:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        # What a server's call runs: the dispatcher, or with ASGI_CHAT_TRACE=1 the dispatcher
-        # inside the trace middleware. With tracing off nothing sits between server and app.
-        self.entry: ASGI3Application = Trace(self.dispatch) if ctx.settings.trace else self.dispatch
         self.sessions: set[Session] = set()  # every WebSocket between connect and close
         # A route per asset, so a missing file is an unknown path (404 for every method).
         assets = [Route[HttpEndpoint](f"/static/{name}", views.asset) for name in ctx.assets.names()]
         self.http_routes: Sequence[Route[HttpEndpoint]] = (*HTTP_ROUTES, *assets)
 
     async def __call__(self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
-        await self.entry(scope, receive, send)
-
-    async def dispatch(self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         if scope["type"] == "http":
             await self.http(scope, receive, send)
         elif scope["type"] == "websocket":
@@ -106,10 +99,9 @@ class ChatApp:
         ticket: str | None = None  # set once the connection counts against the limits
         try:
             await session.wait_connect()
-            match = resolve(WEBSOCKET_ROUTES, scope["path"])
             self.ctx.origins.check(scope["headers"], scope.get("scheme") or "ws")
             ticket = self.ctx.limits.acquire(scope.get("client"))
-            await match.route.endpoint(session, match.params, self.ctx)
+            await self._endpoint(session)
         except Refusal as refusal:
             logger.info("websocket %s closed with %d: %s", _where(scope), refusal.code, refusal.reason)
             await session.close(refusal.code, refusal.reason)
@@ -123,6 +115,15 @@ class ChatApp:
             self.sessions.discard(session)
             if ticket is not None:
                 self.ctx.limits.release(ticket)
+
+    def _endpoint(self, session: Session) -> Awaitable[None]:
+        """The endpoint for the session's path, called with its typed path parameters.
+
+        Only the endpoint's coroutine outlives this call, not the route match: a chat connection
+        may idle for hours among thousands, and keeps nothing it does not use.
+        """
+        match = resolve(WEBSOCKET_ROUTES, session.scope["path"])
+        return match.route.endpoint(session, self.ctx, **match.params)
 
     # --- lifespan ---------------------------------------------------------------------------
 
@@ -158,6 +159,21 @@ class ChatApp:
         open_sessions = [session for session in self.sessions if session.state is State.OPEN]
         await asyncio.gather(*(session.close(going_away.code, going_away.reason) for session in open_sessions))
         await self.ctx.hub.stop()
+
+
+class TracedChatApp(ChatApp):
+    """The same app inside the trace middleware (``ASGI_CHAT_TRACE=1``): every message printed.
+
+    A subclass rather than a wrapper around every app, so that with tracing off nothing at all
+    sits between the server and the app, and ``app.ctx`` works either way.
+    """
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
+        self._traced = Trace(super().__call__)
+
+    async def __call__(self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        await self._traced(scope, receive, send)
 
 
 def _where(scope: WebSocketScope) -> str:

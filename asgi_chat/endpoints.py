@@ -17,9 +17,7 @@ from asgiref.typing import WebSocketScope
 from .brokers import BrokerUnavailable
 from .context import Context
 from .errors import PolicyViolation, TryAgainLater, UnsupportedData
-from .hub import Member
 from .parsing import header_values, parse_cookies, parse_int, parse_query
-from .routing import PathParams
 from .security import BEARER, Credential, find_credential
 from .session import Session
 
@@ -48,11 +46,12 @@ class Handshake:
 logger = logging.getLogger("asgi_chat")
 
 
-# An endpoint gets the session, the path parameters the router typed, and the app's context.
-WebSocketEndpoint = Callable[[Session, PathParams, Context], Awaitable[None]]
+# An endpoint gets the session and the app's context, and the path parameters the router typed
+# as keyword arguments: chat(session, ctx, client_id=7).
+WebSocketEndpoint = Callable[..., Awaitable[None]]
 
 
-async def echo(session: Session, params: PathParams, ctx: Context) -> None:
+async def echo(session: Session, ctx: Context) -> None:
     """``/ws``: answer each text message with ``Message text was: ...``; echo binary as binary."""
     await session.accept()
     while True:
@@ -63,10 +62,9 @@ async def echo(session: Session, params: PathParams, ctx: Context) -> None:
             await session.send_text(f"Message text was: {message}")
 
 
-async def items(session: Session, params: PathParams, ctx: Context) -> None:
+async def items(session: Session, ctx: Context, *, item_id: str) -> None:
     """``/items/{item_id}/ws``: needs a credential (cookie ``session``, bearer subprotocol or
     query ``token``); takes an optional integer ``q``."""
-    item_id = str(params["item_id"])
     limit = ctx.settings.max_item_id_length
     if limit and len(item_id) > limit:
         raise PolicyViolation(f"invalid item_id: longer than {limit} characters")
@@ -82,28 +80,21 @@ async def items(session: Session, params: PathParams, ctx: Context) -> None:
         await session.send_text(f"Message text was: {text}, for item ID: {item_id}")
 
 
-async def chat(session: Session, params: PathParams, ctx: Context) -> None:
+async def chat(session: Session, ctx: Context, *, client_id: int) -> None:
     """``/ws/{client_id}``: the broadcast chat. Everyone sees who says what, and who left."""
-    client_id = int(params["client_id"])
     await start_hub(ctx)
     await session.accept()
-    member = ctx.hub.join(session, client_id)
-    try:
-        await member.run(_chat_reader(session, member, ctx, client_id))
-    finally:
-        await ctx.hub.leave(member)
-
-
-async def _chat_reader(session: Session, member: Member, ctx: Context, client_id: int) -> None:
-    while True:
-        text = require_text(await session.receive_message())
-        member.send(f"You wrote: {text}")
-        await ctx.hub.broadcast(f"Client #{client_id} says: {text}")
-        # Let the line go out before reading the next one. receive() does not yield while the
-        # server holds more messages, so without this a burst would be read whole before the
-        # hub's listener ran: the sender would get "You wrote" for every line before "says" for
-        # the first (the tutorial pairs them), and one client's burst would hold the event loop.
-        await asyncio.sleep(0)
+    async with ctx.hub.member(session, client_id) as member:
+        while True:
+            text = require_text(await session.receive_message())
+            member.send(f"You wrote: {text}")
+            await ctx.hub.broadcast(f"Client #{client_id} says: {text}")
+            # Let the line go out before reading the next one. receive() does not yield while
+            # the server holds more messages, so without this a burst would be read whole before
+            # the hub's listener ran: the sender would get "You wrote" for every line before
+            # "says" for the first (the tutorial pairs them), and one client's burst would hold
+            # the event loop.
+            await asyncio.sleep(0)
 
 
 async def start_hub(ctx: Context) -> None:

@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any, Final
@@ -45,6 +45,7 @@ from .settings import Settings
 logger = logging.getLogger("asgi_chat")
 
 CHANNEL: Final = "asgi_chat"
+OPEN: Final = State.OPEN  # looked up once per recipient of every line
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,7 @@ class Member:
     __slots__ = (
         "_reader",
         "_send",
+        "_stepper",
         "_writer",
         "client_id",
         "ended",
@@ -116,6 +118,7 @@ class Member:
         # The server's send itself: the hub's sends are data messages to an open session, which
         # the session's state machine would only pass through, and this path runs once per recipient.
         self._send = session.asgi_send
+        self._stepper: eager.Stepper | None = None  # made when the first line comes
         self._reader: asyncio.Task[Any] | None = None  # the task running run(), while it does
         self._writer: asyncio.Task[None] | None = None  # exists only while a send has to wait
 
@@ -128,23 +131,25 @@ class Member:
 
         This runs once per recipient of every line, so it is kept to the bare steps.
         """
-        if self.ended is not None or self.session.state is not State.OPEN:
+        if self.ended is not None or self.session.state is not OPEN:
             return
         if self._writer is not None:  # a send is waiting for room: queue behind it
             self._enqueue(message)
             return
+        if self._stepper is None:  # the first line for this member
+            self._stepper = eager.Stepper(self._send)
         try:
-            pending = eager.start(self._send(message.event))
-        except (OSError, RuntimeError):  # the peer is gone (see Session._transmit)
-            self.end(Disconnected(CloseCode.ABNORMAL))
+            waiting_on = self._stepper.step(message.event)
+        except Exception as error:  # one member's failure must not end the fan-out
+            self._failed(error)
             return
-        if pending is None:
+        if waiting_on is eager.IDLE:
             self.metrics.messages_delivered += 1
         else:
             # The connection's buffer is full. A writer of this member's own finishes this send
             # when there is room, then sends whatever queued behind it, then ends.
             self.send_started = asyncio.get_running_loop().time()
-            self._writer = asyncio.create_task(self._write(pending))
+            self._writer = asyncio.create_task(self._write(self._stepper.rest(waiting_on)))
 
     def _enqueue(self, message: Outgoing) -> None:
         if self.outbox is None:
@@ -158,10 +163,10 @@ class Member:
         if len(self.outbox) > self.metrics.outbox_depth_max:
             self.metrics.outbox_depth_max = len(self.outbox)
 
-    async def _write(self, pending: eager.Pending) -> None:
+    async def _write(self, rest: Awaitable[None]) -> None:
         loop, metrics = asyncio.get_running_loop(), self.metrics
         try:
-            await pending
+            await rest
             metrics.messages_delivered += 1
             while self.outbox:
                 message = self.outbox.popleft()
@@ -169,33 +174,46 @@ class Member:
                 self.send_started = loop.time()
                 await self._send(message.event)
                 metrics.messages_delivered += 1
-        except (OSError, RuntimeError):
-            self.end(Disconnected(CloseCode.ABNORMAL))
+        except Exception as error:  # as in offer
+            self._failed(error)
         finally:
             # No await between the empty outbox above and this: the next offer sends at once.
             self.send_started = None
             self._writer = None
 
-    async def run(self, reader: Coroutine[Any, Any, None]) -> None:
-        """Run ``reader``, the endpoint's receive loop, until the client leaves or the hub ends
-        this member. Raises the reason the hub gave (:class:`TryAgainLater` for a slow consumer,
-        :class:`Disconnected` for a peer whose send failed), or whatever ``reader`` raised."""
-        if self.ended is not None:
-            reader.close()
-            raise self.ended
+    def _failed(self, error: Exception) -> None:
+        """A send raised: this member is done, and nobody else is affected.
+
+        ``OSError`` (ASGI 2.4) and ``RuntimeError`` (uvicorn's legacy implementation) mean the
+        peer is gone, as in :meth:`Session._transmit`; anything else is the server's bug, logged.
+        """
+        if not isinstance(error, OSError | RuntimeError):
+            logger.warning("client #%d: the server's send raised %r", self.client_id, error)
+        self.end(Disconnected(CloseCode.ABNORMAL))
+
+    async def __aenter__(self) -> Member:
+        """Join the chat. The task that enters is this member's reader: the hub may cancel it."""
         self._reader = asyncio.current_task()
-        try:
-            await reader
-        except asyncio.CancelledError:
-            # end() cancels this task: a stalled client sends nothing, not even a close, so its
-            # receive() might never return. That cancellation is ours to absorb; any other (the
-            # server giving up on the app) is not. Task.uncancel says whose it was.
-            if self.ended is None or self._reader.uncancel() > 0:
-                raise
-        finally:
-            self._reader = None
-        if self.ended is not None:
-            raise self.ended
+        self.hub.add(self)
+        return self
+
+    async def __aexit__(self, error_type: type[BaseException] | None, error: object, traceback: object) -> None:
+        """Leave the chat (announced to the others), and explain the hub's own cancellation.
+
+        end() cancels the reader: a stalled client sends nothing, not even a close, so its
+        receive() might never return. That cancellation is ours to absorb, and to replace with the
+        reason (:class:`TryAgainLater`, :class:`Disconnected`); any other, the server giving up
+        on the app, goes on. Task.uncancel says whose it was.
+        """
+        reader, self._reader = self._reader, None
+        # end() cancelled the reader if it set `ended` while we were in the block; uncancel()
+        # returns how many cancellations remain, so anything above 0 is someone else's.
+        ours = error_type is asyncio.CancelledError and self.ended is not None
+        if ours and reader is not None and reader.uncancel() > 0:
+            ours = False
+        await self.hub.remove(self)
+        if ours and self.ended is not None:
+            raise self.ended from None
 
     def end(self, reason: Refusal | Disconnected) -> None:
         """Stop serving this member: nothing more is sent, and its reader stops waiting."""
@@ -255,16 +273,17 @@ class Hub:
 
     # --- membership -----------------------------------------------------------------------
 
-    def join(self, session: Session, client_id: int) -> Member:
-        """Make ``session`` a member; every join must be matched by a :meth:`leave`."""
-        member = Member(self, session, client_id)
+    def member(self, session: Session, client_id: int) -> Member:
+        """``async with hub.member(session, client_id):`` is being in the chat."""
+        return Member(self, session, client_id)
+
+    def add(self, member: Member) -> None:
         self._members[member] = None
         self._snapshot = None
-        self._ids[client_id] += 1
+        self._ids[member.client_id] += 1
         self._ensure_watchdog()
-        return member
 
-    async def leave(self, member: Member) -> None:
+    async def remove(self, member: Member) -> None:
         """Remove ``member``, stop its writer, and tell the others it has left (see _announces)."""
         del self._members[member]
         self._snapshot = None

@@ -18,7 +18,7 @@ from asgi_chat.brokers import BrokerUnavailable
 from asgi_chat.brokers.memory import MemoryBroker
 from tests.helpers import TIMEOUT, LifespanClient, WebSocketClient, wait_until, websocket_scope
 
-Mode = Literal["ok", "block", "raise"]
+Mode = Literal["ok", "block", "raise", "bug"]
 
 
 class Peer:
@@ -41,6 +41,8 @@ class Peer:
                 await asyncio.Event().wait()  # never set: this send never returns
             elif self.mode == "raise":
                 raise OSError("peer gone")
+            elif self.mode == "bug":
+                raise ValueError("a server bug")
         self.outbox.put_nowait(message)
 
     async def join(self) -> None:
@@ -138,6 +140,22 @@ async def test_a_peer_whose_send_fails_leaves_alone_and_the_sender_stays() -> No
     assert [m.client_id for m in app.ctx.hub.members] == [1]
     sender.leave()
     await sender.finished()
+
+
+async def test_a_send_that_fails_in_another_way_ends_that_member_only(caplog: pytest.LogCaptureFixture) -> None:
+    app = create_app(Settings())
+    sender, odd = Peer(app, 1), Peer(app, 2)
+    await sender.join()
+    await odd.join()
+    odd.mode = "bug"
+    with caplog.at_level(logging.WARNING, logger="asgi_chat"):
+        sender.say("hi")
+        assert await sender.texts(3) == ["You wrote: hi", "Client #1 says: hi", "Client #2 left the chat"]
+        await odd.finished()
+    assert "client #2: the server's send raised ValueError('a server bug')" in caplog.text
+    sender.say("again")  # the fan-out goes on
+    assert await sender.texts(2) == ["You wrote: again", "Client #1 says: again"]
+    sender.leave()
 
 
 async def test_one_senders_messages_arrive_in_order_everywhere_under_concurrency() -> None:

@@ -11,6 +11,7 @@ import pytest
 from asgiref.typing import ASGIReceiveCallable, ASGIReceiveEvent, ASGISendCallable, ASGISendEvent, Scope
 
 from asgi_chat import Settings, create_app
+from asgi_chat.application import ChatApp, TracedChatApp
 from asgi_chat.settings import from_env
 from asgi_chat.trace import Trace
 from tests.helpers import TIMEOUT, WebSocketClient, http_get, lifespan, websocket_scope
@@ -63,11 +64,9 @@ async def test_with_trace_off_the_endpoint_gets_the_servers_own_receive_and_send
     await asyncio.wait_for(task, TIMEOUT)
 
 
-def test_with_trace_off_the_app_calls_its_dispatcher_directly() -> None:
-    app = create_app(Settings())
-    assert app.entry == app.dispatch
-    traced = create_app(from_env({"ASGI_CHAT_TRACE": "1"}))
-    assert isinstance(traced.entry, Trace)
+def test_with_trace_off_nothing_sits_between_server_and_app() -> None:
+    assert type(create_app(Settings())) is ChatApp
+    assert isinstance(create_app(from_env({"ASGI_CHAT_TRACE": "1"})), TracedChatApp)
 
 
 # --- on: every message --------------------------------------------------------------------------------
