@@ -119,7 +119,7 @@ class Member:
         # the session's state machine would only pass through, and this path runs once per recipient.
         self._send = session.asgi_send
         self._stepper: eager.Stepper | None = None  # made when the first line comes
-        self._reader: asyncio.Task[Any] | None = None  # the task running run(), while it does
+        self._reader: asyncio.Task[Any] | None = None  # the task inside `async with member`
         self._writer: asyncio.Task[None] | None = None  # exists only while a send has to wait
 
     def send(self, text: str) -> None:
@@ -267,7 +267,7 @@ class Hub:
     async def stop(self) -> None:
         self.shutting_down = True
         if self._watchdog is not None:
-            self._watchdog.cancel()
+            await _cancel(self._watchdog)
         await self._resources.aclose()
         self._started = False
 
