@@ -246,7 +246,9 @@ typedef struct conn {
     int cli_bits;
     z_stream inf, def;
     /* stats */
-    long long next_seq, got, lost, ooo, other, stall_msgs;
+    long long next_seq, got, lost, ooo, dup, late, other, stall_msgs;
+    uint64_t *seen; /* fan-out: bit s set once message s has arrived (duplicate detection) */
+    size_t seen_words;
     int close_code; /* -1: none received */
     bool warmed, accounted;
     /* echo */
@@ -278,6 +280,7 @@ static hist_t g_lat;
 /* fan-out state */
 static long long g_sent, g_done_base, g_deliveries, g_healthy_total, g_healthy_open, g_warm_count,
     g_warm_sent, g_max_inflight, g_sender_you_wrote, g_sender_own, g_left_msgs;
+static int g_sender_port; /* the sender's local TCP port: tells the orchestrator which server process has it */
 static int *g_ring, g_ringsz;
 static uint64_t g_last_progress, g_last_delivery, g_warm_t;
 static conn *g_sender;
@@ -716,13 +719,40 @@ static void advance_done(void) {
         g_done_base++;
 }
 
+/* Marks message seq as arrived on c; returns whether it had arrived before (a duplicate). */
+static bool seen_before(conn *c, long long seq) {
+    size_t w = (size_t)seq / 64;
+    if (w >= c->seen_words) {
+        size_t n = c->seen_words ? c->seen_words : 16;
+        while (n <= w) n *= 2;
+        c->seen = xrealloc(c->seen, n * sizeof *c->seen);
+        memset(c->seen + c->seen_words, 0, (n - c->seen_words) * sizeof *c->seen);
+        c->seen_words = n;
+    }
+    uint64_t bit = 1ull << (seq % 64);
+    bool was = (c->seen[w] & bit) != 0;
+    c->seen[w] |= bit;
+    return was;
+}
+
+/* A measured message seq reached receiver c. A gap counts as lost until the missing message
+ * arrives (then it is out of order instead); a message that arrives again is a duplicate. */
 static void fan_record(conn *c, long long seq, uint64_t t) {
-    if (seq < c->next_seq) {
-        c->ooo++;
+    if (seq < 0 || seq >= g_sent) { /* a seq never sent: corrupt */
+        g_protocol_errors++;
         return;
     }
-    if (seq >= g_sent) { /* a seq never sent: corrupt */
-        g_protocol_errors++;
+    if (seen_before(c, seq)) {
+        c->dup++;
+        return;
+    }
+    if (seq < c->next_seq) { /* late: its window slot was released when the gap was seen */
+        c->ooo++;
+        if (c->lost > 0) c->lost--;
+        c->got++;
+        g_deliveries++;
+        hadd(&g_lat, g_now > t ? g_now - t : 0);
+        g_last_progress = g_last_delivery = g_now;
         return;
     }
     if (seq > c->next_seq) c->lost += seq - c->next_seq;
@@ -797,12 +827,15 @@ static void on_text(conn *c, const unsigned char *d, size_t n) {
             g_sender_own++;
             return;
         }
-        if (g_phase != P_MEASURE) return;
+        if (g_phase < P_MEASURE) return;
         if (!parse_ll(&body, e, &seq) || body >= e || *body++ != ' ' || !parse_ll(&body, e, &t)) {
             g_protocol_errors++;
             return;
         }
-        fan_record(c, seq, (uint64_t)t);
+        if (g_phase == P_MEASURE) fan_record(c, seq, (uint64_t)t);
+        else if (seq < 0 || seq >= g_sent) g_protocol_errors++;
+        else if (seen_before(c, seq)) c->dup++; /* after the end too: a late duplicate still counts */
+        else c->late++;                         /* a first arrival after the measured phase */
         return;
     case R_STALL:
         c->stall_msgs++;
@@ -868,6 +901,9 @@ static void on_open(conn *c) {
         } else if (c->role == R_SEND) {
             g_phase = P_WARMUP;
             g_connect_end = g_now;
+            struct sockaddr_in me;
+            socklen_t l = sizeof me;
+            if (getsockname(c->fd, (struct sockaddr *)&me, &l) == 0) g_sender_port = ntohs(me.sin_port);
         }
     } else if (!strcmp(opt.mode, "echo")) {
         if (g_opened == opt.clients) {
@@ -937,13 +973,14 @@ static void print_result(void) {
     print_common(common, sizeof common);
     double wall = (double)(g_measure_end - g_measure_start) / 1e9;
     if (!strcmp(opt.mode, "fanout")) {
-        long long lost = 0, ooo = 0, closed_healthy = 0, stall_msgs = 0;
+        long long lost = 0, ooo = 0, dup = 0, closed_healthy = 0, stall_msgs = 0;
         char stall[512] = "";
         size_t so = 0;
         for (int i = 0; i < g_nconns; i++) {
             conn *c = &g_conns[i];
             lost += c->lost;
             ooo += c->ooo;
+            dup += c->dup;
             if (c->role == R_RECV && c->close_code >= 0) closed_healthy++;
             if (c->role == R_RECV && c->st == S_DONE && c->close_code < 0) closed_healthy++;
             if (c->role == R_STALL) {
@@ -963,14 +1000,14 @@ static void print_result(void) {
         emit("{\"event\":\"result\",\"mode\":\"fanout\",\"receivers\":%d,\"stalled\":%d,\"healthy\":%lld,"
              "\"window\":%d,\"size\":%d,\"sent\":%lld,\"planned\":%lld,\"done\":%lld,\"deliveries\":%lld,"
              "\"delivered_fraction\":%.6f,\"deliveries_per_s\":%.1f,\"active_s\":%.6f,\"messages_per_s\":%.1f,"
-             "\"max_inflight\":%lld,\"lost\":%lld,\"out_of_order\":%lld,\"healthy_closed\":%lld,"
+             "\"max_inflight\":%lld,\"lost\":%lld,\"out_of_order\":%lld,\"duplicates\":%lld,\"healthy_closed\":%lld,"
              "\"sender_you_wrote\":%lld,\"sender_own_copies\":%lld,\"left_msgs\":%lld,\"stalled_conns\":[%s],"
-             "\"stalled_msgs\":%lld,\"connect_s\":%.6f,%s}",
+             "\"stalled_msgs\":%lld,\"sender_port\":%d,\"connect_s\":%.6f,%s}",
              opt.receivers, opt.stalled, g_healthy_total, opt.window, opt.size, g_sent, planned, g_done_base,
              g_deliveries, expected > 0 ? (double)g_deliveries / expected : 0,
              active > 0 ? (double)g_deliveries / active : 0, active,
-             wall > 0 ? (double)g_done_base / wall : 0, g_max_inflight, lost, ooo, closed_healthy,
-             g_sender_you_wrote, g_sender_own, g_left_msgs, stall, stall_msgs,
+             wall > 0 ? (double)g_done_base / wall : 0, g_max_inflight, lost, ooo, dup, closed_healthy,
+             g_sender_you_wrote, g_sender_own, g_left_msgs, stall, stall_msgs, g_sender_port,
              (double)(g_connect_end - g_connect_start) / 1e9, common);
     } else if (!strcmp(opt.mode, "echo")) {
         long long ooo = 0;
@@ -988,10 +1025,12 @@ static void print_result(void) {
 }
 
 static void print_status(void) {
-    long long open = 0, other = 0;
+    long long open = 0, other = 0, lost = 0, ooo = 0, dup = 0, late = 0;
     for (int i = 0; i < g_nconns; i++) {
-        if (g_conns[i].st == S_OPEN) open++;
-        other += g_conns[i].other;
+        conn *c = &g_conns[i];
+        if (c->st == S_OPEN) open++;
+        other += c->other;
+        lost += c->lost, ooo += c->ooo, dup += c->dup, late += c->late;
     }
     char codes[1024] = "";
     size_t o = 0;
@@ -999,8 +1038,9 @@ static void print_status(void) {
         if (g_close_codes[i])
             o += (size_t)snprintf(codes + o, sizeof codes - o, "%s\"%d\":%lld", o ? "," : "", i, g_close_codes[i]);
     emit("{\"event\":\"status\",\"open\":%lld,\"closed_by_server\":%lld,\"resets\":%lld,\"close_codes\":{%s},"
-         "\"other_msgs\":%lld,\"left_msgs\":%lld}",
-         open, g_closed_open, g_resets, codes, other, g_left_msgs);
+         "\"other_msgs\":%lld,\"left_msgs\":%lld,\"lost\":%lld,\"out_of_order\":%lld,\"duplicates\":%lld,"
+         "\"late_msgs\":%lld}",
+         open, g_closed_open, g_resets, codes, other, g_left_msgs, lost, ooo, dup, late);
 }
 
 static uint64_t g_hold_end;
