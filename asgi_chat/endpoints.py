@@ -21,6 +21,8 @@ from .parsing import header_values, parse_cookies, parse_int, parse_query
 from .security import BEARER, Credential, find_credential
 from .session import Session
 
+logger = logging.getLogger("asgi_chat")
+
 
 @dataclass(frozen=True, slots=True)
 class Handshake:
@@ -41,9 +43,6 @@ class Handshake:
             parse_cookies(header_values(scope["headers"], b"cookie")),
             tuple(scope.get("subprotocols") or ()),
         )
-
-
-logger = logging.getLogger("asgi_chat")
 
 
 # An endpoint gets the session and the app's context, and the path parameters the router typed

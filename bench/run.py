@@ -12,11 +12,14 @@ Each scenario is measured with and without a permessage-deflate offer from the c
 over the repetitions are printed, written to ``bench/results/latest.json`` and, for a full run,
 to the section of README.md between ``<!-- bench:start -->`` and ``<!-- bench:end -->``.
 
+The scale-out scenario compares asgi_chat under ``uvicorn --workers 2`` sharing one chat through
+a Redis server of its own against one asgi_chat process with the memory broker, nothing pinned.
+
 Usage::
 
     python bench/run.py                     # everything (what `make bench` runs)
     python bench/run.py --quick             # 1 repetition, smaller sizes
-    python bench/run.py --scenario stalled  # one scenario (fanout, stalled, idle, echo)
+    python bench/run.py --scenario stalled  # one scenario (fanout, stalled, idle, echo, scaleout)
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -57,6 +61,8 @@ END_MARK = "<!-- bench:end -->"
 HOST = "127.0.0.1"
 SERVER_CPU = 0  # `taskset -c 0` for the server ...
 CLIENT_CPU = 1  # ... and `-c 1` for the load generator (and this orchestrator, mostly asleep)
+ALL_CPUS = f"0-{(os.cpu_count() or 1) - 1}"  # the scale-out scenario pins nothing (see README)
+ALL_CORES_PCT = 100 * (os.cpu_count() or 1)  # what "% of a core" adds up to with every CPU busy
 BACKLOG = 8192  # uvicorn --backlog / serve(backlog=); the kernel caps it at net.core.somaxconn
 NOFILE = 16384  # RLIMIT_NOFILE wanted for 5,000 connections on each side, plus slack
 
@@ -68,6 +74,12 @@ SERVER_ENV = {"ASGI_CHAT_RATE_PER_SECOND": "0", "ASGI_CHAT_MAX_CONNECTIONS_PER_A
 # uvicorn 0.54), --loop auto (uvloop), --http auto (httptools). Only the log level is raised so
 # that neither server spends time writing per-connection log lines to a file.
 UVICORN_OPTIONS = ["--host", HOST, "--backlog", str(BACKLOG), "--log-level", "warning"]
+
+# The scale-out scenario: asgi_chat under `uvicorn --workers SCALEOUT_WORKERS`, one chat through
+# a redis-server of its own (fresh for every run, on a free port, no persistence).
+SCALEOUT_WORKERS = 2
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+REDIS_CHANNEL = "asgi_chat:db0"  # what asgi_chat's Redis broker subscribes to for database 0
 
 
 @dataclass(frozen=True)
@@ -87,6 +99,8 @@ class Sizes:
     echo_clients: tuple[int, ...]
     echo_seconds: float
     echo_size: int
+    scaleout_receivers: int  # fan-out with the same window, size and duration as `fanout`
+    scaleout_pairs: int  # runs of A and of B, alternating, in each repetition
     no_progress: float  # a run with no delivery for this long is stopped and reported as is
 
 
@@ -104,6 +118,8 @@ FULL = Sizes(
     echo_clients=(1, 100),
     echo_seconds=3.0,
     echo_size=64,
+    scaleout_receivers=1000,
+    scaleout_pairs=2,
     no_progress=2.0,
 )
 
@@ -121,10 +137,12 @@ QUICK = Sizes(
     echo_clients=(1, 100),
     echo_seconds=1.5,
     echo_size=64,
+    scaleout_receivers=1000,
+    scaleout_pairs=1,
     no_progress=2.0,
 )
 
-SCENARIOS = ("fanout", "stalled", "idle", "echo")
+SCENARIOS = ("fanout", "stalled", "idle", "echo", "scaleout")
 
 # --- servers ------------------------------------------------------------------------------------
 
@@ -154,9 +172,22 @@ SERVERS = (
     Server("websockets", "websockets broadcast()", _websockets, {}),
 )
 
+# The scale-out scenario's two configurations of asgi_chat (A and B), both with SERVER_ENV; A also
+# gets ASGI_CHAT_BROKER_URL for the redis-server started for its run.
+SCALEOUT = (
+    Server(
+        "redis-2w",
+        f"A: {SCALEOUT_WORKERS} workers + Redis",
+        _uvicorn("asgi_chat:app", "--workers", str(SCALEOUT_WORKERS)),
+        SERVER_ENV,
+    ),
+    Server("memory-1p", "B: 1 process, memory broker", _uvicorn("asgi_chat:app"), SERVER_ENV),
+)
 
-def taskset(cpu: int) -> list[str]:
-    return ["taskset", "-c", str(cpu)] if shutil.which("taskset") else []
+
+def taskset(cpus: int | str) -> list[str]:
+    """`taskset -c CPUS`; every child gets one, since they would inherit this process's CPU 1."""
+    return ["taskset", "-c", str(cpus)] if shutil.which("taskset") else []
 
 
 def free_port() -> int:
@@ -171,17 +202,29 @@ class ServerDied(RuntimeError):
 
 
 class ServerProcess:
-    """One fresh server process on a free port, pinned to SERVER_CPU, logging to a file."""
+    """One fresh server on a free port, pinned to `cpus`, logging to a file.
 
-    def __init__(self, server: Server, tag: str) -> None:
+    The server runs in a session (and process group) of its own: uvicorn's workers, and the
+    multiprocessing resource tracker that spawns them, are in it too. Its CPU time is the sum over
+    that group, plus `companions` (the scale-out scenario's redis-server).
+    """
+
+    def __init__(
+        self,
+        server: Server,
+        tag: str,
+        cpus: int | str = SERVER_CPU,
+        extra_env: dict[str, str] | None = None,
+        companions: dict[int, str] | None = None,
+    ) -> None:
         self.server = server
         self.port = free_port()
         LOGS.mkdir(parents=True, exist_ok=True)
         self.log_path = LOGS / f"{tag}.log"
         self.log: IO[bytes] = self.log_path.open("wb")
-        env = {**os.environ, **server.env, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **server.env, **(extra_env or {}), "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(
-            [*taskset(SERVER_CPU), *server.argv(self.port)],
+            [*taskset(cpus), *server.argv(self.port)],
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -189,7 +232,37 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        self.pid = self.proc.pid  # taskset execs the server: same pid
+        self.pid = self.proc.pid  # taskset execs the server: same pid, and the group's id
+        self.companions = dict(companions or {})
+        self.roles: dict[int, str] = {self.pid: "server"}
+
+    def find_processes(self) -> dict[int, str]:
+        """Every process of the server's group, by role; call once it is ready (workers started)."""
+        roles = {self.pid: "server"}
+        for pid in group_pids(self.pid):
+            if pid != self.pid:
+                roles[pid] = "worker" if "spawn_main" in proc_cmdline(pid) else "helper"  # resource tracker
+        if "worker" in roles.values():
+            roles[self.pid] = "supervisor"
+        self.roles = roles | self.companions
+        return self.roles
+
+    def workers(self) -> list[int]:
+        return sorted(pid for pid, role in self.roles.items() if role == "worker")
+
+    def cpu_by_pid(self) -> dict[int, int]:
+        """utime + stime, in clock ticks, of every process of the server side (0 once gone)."""
+        out = {}
+        for pid in self.roles:
+            try:
+                out[pid] = cpu_ticks(pid)
+            except (OSError, ValueError, IndexError):
+                out[pid] = 0
+        return out
+
+    def status_kib(self, key: str) -> int:
+        """A memory line of /proc/PID/status summed over the server side's processes."""
+        return sum(proc_status_kib(pid, key) for pid in self.roles)
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Bounded poll until the port accepts a TCP connection."""
@@ -214,13 +287,89 @@ class ServerProcess:
         return " | ".join(text[-lines:])
 
     def stop(self) -> None:
-        """SIGKILL: the measurement is over, and a graceful shutdown is not what is measured."""
+        """SIGKILL to the group: the measurement is over, and a graceful shutdown is not measured."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)  # the server and, under --workers, its workers
         if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
             self.proc.wait(timeout=30)
         if not self.log.closed:
             self.log.close()
+
+
+def redis_command(port: int, *args: str, timeout: float = 2.0) -> bytes:
+    """One command to a Redis server, then QUIT; the raw RESP reply (bounded by `timeout`)."""
+
+    def encode(*words: str) -> bytes:
+        return f"*{len(words)}\r\n".encode() + b"".join(f"${len(w.encode())}\r\n{w}\r\n".encode() for w in words)
+
+    with socket.create_connection((HOST, port), timeout=timeout) as sock:
+        sock.sendall(encode(*args) + encode("QUIT"))
+        reply = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+    return reply
+
+
+class RedisProcess:
+    """A redis-server of the scale-out scenario's own: 127.0.0.1, a free port, no persistence."""
+
+    def __init__(self, tag: str, cpus: int | str) -> None:
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="asgi_chat-bench-redis-")
+        LOGS.mkdir(parents=True, exist_ok=True)
+        self.log: IO[bytes] = (LOGS / f"{tag}.redis.log").open("wb")
+        argv = [REDIS_SERVER, "--port", str(self.port), "--bind", HOST, "--save", "", "--appendonly", "no"]
+        self.proc = subprocess.Popen(
+            [*taskset(cpus), *argv, "--dir", self.dir],
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.pid = self.proc.pid
+        self.url = f"redis://{HOST}:{self.port}/0"
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        """Bounded poll until it answers PING."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServerDied(f"redis-server exited with {self.proc.returncode}")
+            with contextlib.suppress(OSError):
+                if redis_command(self.port, "PING").startswith(b"+PONG"):
+                    return
+            time.sleep(0.05)
+        raise ServerDied(f"redis-server did not answer PING within {timeout:g} s")
+
+    def subscribers(self) -> int:
+        """How many connections subscribe to asgi_chat's channel (one per worker once it started)."""
+        lines = redis_command(self.port, "PUBSUB", "NUMSUB", REDIS_CHANNEL).split(b"\r\n")
+        return next((int(line[1:]) for line in lines if line.startswith(b":")), 0)
+
+    def wait_subscribers(self, count: int, timeout: float = 30.0) -> None:
+        """Bounded poll until `count` processes have subscribed: every worker's lifespan is done."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError, ValueError):
+                seen = self.subscribers()
+                if seen >= count:
+                    return
+            time.sleep(0.05)
+        raise ServerDied(f"{seen} of {count} workers subscribed to Redis within {timeout:g} s")
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+        if self.proc.poll() is None:
+            self.proc.wait(timeout=30)
+        if not self.log.closed:
+            self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def cpu_ticks(pid: int) -> int:
@@ -231,6 +380,55 @@ def cpu_ticks(pid: int) -> int:
 
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def group_pids(pgid: int) -> list[int]:
+    """Every process whose process group is `pgid` (field 5 of /proc/PID/stat)."""
+    pids = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = Path(f"/proc/{entry.name}/stat").read_text()
+        except OSError:
+            continue
+        if int(text[text.rindex(")") + 2 :].split()[2]) == pgid:
+            pids.append(int(entry.name))
+    return pids
+
+
+def proc_cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def established_by_pid(pids: Sequence[int], port: int) -> dict[int, set[int]]:
+    """The established TCP connections accepted on `port`, by the process holding each: pid -> peer ports.
+
+    Sockets are matched by inode: /proc/net/tcp lists each connection's local and remote address
+    and inode, /proc/PID/fd links to `socket:[inode]`.
+    """
+    peers: dict[int, int] = {}  # inode -> the client's port
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, state, inode = fields[1], fields[2], fields[3], int(fields[9])
+        if state == "01" and int(local.rsplit(":", 1)[1], 16) == port and inode:
+            peers[inode] = int(remote.rsplit(":", 1)[1], 16)
+    out: dict[int, set[int]] = {}
+    for pid in pids:
+        found: set[int] = set()
+        with contextlib.suppress(OSError):
+            for fd in os.scandir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd.path)
+                    if target.startswith("socket:["):
+                        inode = int(target[8:-1])
+                        if inode in peers:
+                            found.add(peers[inode])
+        out[pid] = found
+    return out
 
 
 def machine_ticks() -> tuple[int, int]:
@@ -256,10 +454,13 @@ class Mark:
     steal: int
     own: int
 
+    by_pid: dict[int, int]  # the server side's ticks per process (one process but for scale-out)
+
     @classmethod
-    def read(cls, server_pid: int, client_pid: int) -> Mark:
+    def read(cls, server: ServerProcess, client_pid: int) -> Mark:
         busy, steal = machine_ticks()
-        return cls(time.monotonic(), cpu_ticks(server_pid), cpu_ticks(client_pid), busy, steal, own_ticks())
+        by_pid = server.cpu_by_pid()
+        return cls(time.monotonic(), sum(by_pid.values()), cpu_ticks(client_pid), busy, steal, own_ticks(), by_pid)
 
 
 def wait_for_quiet(limit_pct: float = 15.0, window: float = 0.5, timeout: float = 20.0) -> tuple[float, float]:
@@ -307,10 +508,10 @@ class ClientTimeout(RuntimeError):
 
 
 class LoadClient:
-    """wsload pinned to CLIENT_CPU; JSON lines on its stdout, commands on its stdin."""
+    """wsload pinned to `cpus` (CLIENT_CPU but for scale-out); JSON lines on its stdout, commands on its stdin."""
 
-    def __init__(self, args: Sequence[str], stderr_path: Path) -> None:
-        self.argv = [*taskset(CLIENT_CPU), str(WSLOAD), *args]
+    def __init__(self, args: Sequence[str], stderr_path: Path, cpus: int | str = CLIENT_CPU) -> None:
+        self.argv = [*taskset(cpus), str(WSLOAD), *args]
         self.stderr: IO[bytes] = stderr_path.open("wb")
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr)
         self.buffer = b""
@@ -362,6 +563,8 @@ class Case:
     title: str
     args: tuple[str, ...]  # wsload arguments besides port and deflate
     deadline: float  # seconds the load generator may take for its measured part
+    server_cpus: int | str = SERVER_CPU  # taskset -c for the server side ...
+    client_cpus: int | str = CLIENT_CPU  # ... and for the load generator
 
 
 def cases(sizes: Sizes, only: Sequence[str]) -> list[Case]:
@@ -422,7 +625,36 @@ def cases(sizes: Sizes, only: Sequence[str]) -> list[Case]:
                     sizes.echo_seconds + 60,
                 )
             )  # fmt: skip
+    if "scaleout" in only:
+        n = sizes.scaleout_receivers
+        result.append(
+            Case(
+                f"scaleout-{n}",
+                "scaleout",
+                f"Fan-out to {n} receivers: {SCALEOUT_WORKERS} workers + Redis vs 1 process, "
+                f"{sizes.fanout_size} B messages, window {sizes.window}, nothing pinned",
+                (
+                    "--mode", "fanout", "--receivers", str(n), "--duration", str(sizes.fanout_seconds),
+                    "--size", str(sizes.fanout_size), *common,
+                ),
+                sizes.fanout_seconds + 60,
+                server_cpus=ALL_CPUS,
+                client_cpus=ALL_CPUS,
+            )
+        )  # fmt: skip
     return result
+
+
+def rounds(case: Case, sizes: Sizes) -> int:
+    """Runs of each server per repetition: 1, or sizes.scaleout_pairs for scale-out's A and B."""
+    return sizes.scaleout_pairs if case.scenario == "scaleout" else 1
+
+
+def case_deflates(case: Case, deflates: Sequence[bool]) -> list[bool]:
+    """Scale-out runs without deflate (the question is the broker), unless only `--deflate on` was asked."""
+    if case.scenario == "scaleout" and False in deflates:
+        return [False]
+    return list(deflates)
 
 
 def run_one(server: Server, case: Case, deflate: bool, rep: int, sizes: Sizes) -> dict[str, Any]:
@@ -432,12 +664,27 @@ def run_one(server: Server, case: Case, deflate: bool, rep: int, sizes: Sizes) -
     record |= {"deflate": deflate, "rep": rep, "ok": False, "error": None}
     record["quiet_wait_s"], record["busy_before_pct"] = wait_for_quiet()
     began = time.monotonic()
-    proc = ServerProcess(server, tag)
+    redis: RedisProcess | None = None
+    proc: ServerProcess | None = None
     try:
+        extra_env: dict[str, str] = {}
+        companions: dict[int, str] = {}
+        if server.name == "redis-2w":
+            redis = RedisProcess(tag, case.server_cpus)
+            redis.wait_ready()
+            extra_env["ASGI_CHAT_BROKER_URL"] = redis.url
+            companions[redis.pid] = "redis-server"
+            record["broker_url"] = redis.url
+        proc = ServerProcess(server, tag, case.server_cpus, extra_env, companions)
         proc.wait_ready()
+        if redis is not None:
+            redis.wait_subscribers(SCALEOUT_WORKERS)  # every worker's lifespan (and broker) is up
+        record["server_processes"] = {str(pid): role for pid, role in proc.find_processes().items()}
         args = [*case.args, "--port", str(proc.port), "--deflate", "1" if deflate else "0", "--hold", "120"]
         if case.scenario == "idle":
             record |= measure_idle(proc, args, case, sizes, tag)
+        elif case.scenario == "scaleout":
+            record |= measure_load(proc, args, case, tag, after=scaleout_figures)
         else:
             record |= measure_load(proc, args, case, tag)
         record["ok"] = "error" not in record["client"]
@@ -446,14 +693,58 @@ def run_one(server: Server, case: Case, deflate: bool, rep: int, sizes: Sizes) -
     except (ServerDied, ClientTimeout, OSError, KeyError, ValueError) as exc:
         record["error"] = f"{type(exc).__name__}: {exc}"
     finally:
-        record["server_log"] = proc.log_tail(3)
-        proc.stop()
+        if proc is not None:
+            record["server_log"] = proc.log_tail(3)
+            record["server_log_lines"] = log_lines(proc.log_path)
+            proc.stop()
+        if redis is not None:
+            redis.stop()  # after the server: its workers never see Redis go away
         record["elapsed_s"] = time.monotonic() - began
     return record
 
 
-def measure_load(proc: ServerProcess, args: list[str], case: Case, tag: str) -> dict[str, Any]:
-    client = LoadClient([*args, "--deadline", str(case.deadline)], LOGS / f"{tag}.client.log")
+def log_lines(path: Path) -> int:
+    try:
+        return len(path.read_text(errors="replace").splitlines())
+    except OSError:
+        return 0
+
+
+def scaleout_figures(proc: ServerProcess, client: LoadClient, result: dict[str, Any]) -> dict[str, Any]:
+    """While wsload still holds its connections: which worker has which, and a late check.
+
+    uvicorn's workers share one listening socket, so the kernel decides where each connection
+    lands. The sender's messages reach the receivers of its own worker directly and those of the
+    other worker through Redis. Then, half a second after the result, wsload's `status` tells
+    whether any message arrived again (a duplicate) after the measured phase ended.
+    """
+    out: dict[str, Any] = {}
+    workers = proc.workers() or [proc.pid]
+    by_pid = established_by_pid(workers, proc.port)
+    sender_port = int(result.get("sender_port", 0))
+    split = []
+    for pid in workers:
+        ports = by_pid.get(pid, set())
+        has_sender = sender_port in ports
+        split.append({"pid": pid, "receivers": len(ports) - int(has_sender), "sender": has_sender})
+    split.sort(key=lambda w: not w["sender"])  # the sender's worker first
+    out["split"] = split
+    time.sleep(0.5)
+    client.command("status")
+    while (event := client.event(time.monotonic() + 10))["event"] != "status":
+        pass
+    out["status_after"] = event
+    return out
+
+
+def measure_load(
+    proc: ServerProcess,
+    args: list[str],
+    case: Case,
+    tag: str,
+    after: Callable[[ServerProcess, LoadClient, dict[str, Any]], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    client = LoadClient([*args, "--deadline", str(case.deadline)], LOGS / f"{tag}.client.log", case.client_cpus)
     out: dict[str, Any] = {}
     try:
         deadline = time.monotonic() + case.deadline + 30
@@ -461,13 +752,15 @@ def measure_load(proc: ServerProcess, args: list[str], case: Case, tag: str) -> 
         while True:
             event = client.event(deadline)
             if event["event"] in ("start", "end"):
-                marks[event["event"]] = Mark.read(proc.pid, client.proc.pid)
+                marks[event["event"]] = Mark.read(proc, client.proc.pid)
             elif event["event"] == "result":
                 out["client"] = event
                 break
-        out |= cpu_figures(marks)
-        out["server_rss_kib"] = proc_status_kib(proc.pid, "VmRSS")
-        out["server_peak_rss_kib"] = proc_status_kib(proc.pid, "VmHWM")
+        out |= cpu_figures(marks, proc.roles)
+        out["server_rss_kib"] = proc.status_kib("VmRSS")
+        out["server_peak_rss_kib"] = proc.status_kib("VmHWM")  # a sum of peaks if several processes
+        if after is not None and "error" not in out["client"]:
+            out |= after(proc, client, out["client"])
     finally:
         proc.stop()  # before the client leaves: nobody measures the farewell broadcasts
         client.finish()
@@ -486,7 +779,7 @@ def measure_idle(proc: ServerProcess, args: list[str], case: Case, sizes: Sizes,
     warm_args = list(args)
     n_index = warm_args.index("--connections") + 1
     warm_args[n_index] = str(sizes.idle_warmup)
-    warm = LoadClient([*warm_args, "--id-base", "1", "--deadline", "60"], LOGS / f"{tag}.warmup.log")
+    warm = LoadClient([*warm_args, "--id-base", "1", "--deadline", "60"], LOGS / f"{tag}.warmup.log", case.client_cpus)
     try:
         deadline = time.monotonic() + 90
         while warm.event(deadline)["event"] != "result":
@@ -495,18 +788,20 @@ def measure_idle(proc: ServerProcess, args: list[str], case: Case, sizes: Sizes,
         warm.finish()  # the warm-up connections leave; the server announces them and frees them
     out["settle_before_s"] = settle(proc.pid)
     rss_before = proc_status_kib(proc.pid, "VmRSS")
-    client = LoadClient([*args, "--id-base", "100000", "--deadline", str(case.deadline)], LOGS / f"{tag}.client.log")
+    client = LoadClient(
+        [*args, "--id-base", "100000", "--deadline", str(case.deadline)], LOGS / f"{tag}.client.log", case.client_cpus
+    )
     try:
         deadline = time.monotonic() + case.deadline + 30
         marks: dict[str, Mark] = {}
         while True:
             event = client.event(deadline)
             if event["event"] in ("start", "end"):
-                marks[event["event"]] = Mark.read(proc.pid, client.proc.pid)
+                marks[event["event"]] = Mark.read(proc, client.proc.pid)
             elif event["event"] == "result":
                 out["client"] = event
                 break
-        out |= cpu_figures(marks)
+        out |= cpu_figures(marks, proc.roles)
         out["settle_after_s"] = settle(proc.pid)
         rss_after = proc_status_kib(proc.pid, "VmRSS")
         client.command("status")
@@ -523,8 +818,8 @@ def measure_idle(proc: ServerProcess, args: list[str], case: Case, sizes: Sizes,
     return out
 
 
-def cpu_figures(marks: dict[str, Mark]) -> dict[str, Any]:
-    """Server CPU over the measured phase, and what else ran on the machine meanwhile."""
+def cpu_figures(marks: dict[str, Mark], roles: dict[int, str]) -> dict[str, Any]:
+    """Server CPU over the measured phase (per process too), and what else ran on the machine meanwhile."""
     if "start" not in marks or "end" not in marks:
         return {"server_cpu_s": None, "server_cpu_pct": None, "other_cpu_pct": None, "steal_pct": None}
     a, b = marks["start"], marks["end"]
@@ -534,9 +829,15 @@ def cpu_figures(marks: dict[str, Mark]) -> dict[str, Any]:
     server = (b.server - a.server) / CLK_TCK
     ours = (b.server - a.server) + (b.client - a.client) + (b.own - a.own)
     other = max(0, (b.busy - a.busy) - ours) / CLK_TCK
+    by_process = [
+        {"pid": pid, "role": roles.get(pid, "?"), "cpu_pct": 100 * (b.by_pid.get(pid, 0) - ticks) / CLK_TCK / wall}
+        for pid, ticks in a.by_pid.items()
+    ]
     return {
         "server_cpu_s": server,
         "server_cpu_pct": 100 * server / wall,
+        "server_cpu_by_process": by_process,
+        "machine_busy_pct": 100 * (b.busy - a.busy) / CLK_TCK / wall,  # all CPUs together, of 100 x nproc
         "other_cpu_pct": 100 * other / wall,  # % of one core used by processes not in the bench
         "steal_pct": 100 * (b.steal - a.steal) / CLK_TCK / wall,
     }
@@ -610,6 +911,43 @@ METRICS: dict[str, tuple[Metric, ...]] = {
         *CPU_METRICS,
     ),
 }
+
+
+def _role_cpu(*roles: str) -> Callable[[dict[str, Any]], float | None]:
+    """The scale-out server side's CPU, % of a core, summed over the processes with these roles."""
+
+    def get(record: dict[str, Any]) -> float | None:
+        parts = record.get("server_cpu_by_process")
+        if parts is None:
+            return None
+        return float(sum(p["cpu_pct"] for p in parts if p["role"] in roles))
+
+    return get
+
+
+def _worker_cpu(with_sender: bool) -> Callable[[dict[str, Any]], float | None]:
+    """CPU of the worker that has the sender's connection, or of the other (the first other)."""
+
+    def get(record: dict[str, Any]) -> float | None:
+        parts, split = record.get("server_cpu_by_process"), record.get("split")
+        if not parts or not split:
+            return None
+        pids = [w["pid"] for w in split if w["sender"] == with_sender]
+        return next((float(p["cpu_pct"]) for p in parts if pids and p["pid"] == pids[0]), None)
+
+    return get
+
+
+METRICS["scaleout"] = (
+    *METRICS["fanout"][:3],
+    Metric("server side CPU, all processes", "% of a core", _record("server_cpu_pct"), None, "{:.0f}"),
+    Metric("… the process with the sender", "% of a core", _worker_cpu(True), None, "{:.0f}"),
+    Metric("… the other worker", "% of a core", _worker_cpu(False), None, "{:.0f}"),
+    Metric("… redis-server", "% of a core", _role_cpu("redis-server"), None, "{:.1f}"),
+    Metric("… uvicorn's supervisor and helper", "% of a core", _role_cpu("supervisor", "helper"), None, "{:.1f}"),
+    *CPU_METRICS[1:],
+    Metric("all CPUs busy", f"% of a core, of {ALL_CORES_PCT}", _record("machine_busy_pct"), None, "{:.0f}"),
+)
 
 
 def _mib(kib: object) -> float | None:
@@ -753,7 +1091,37 @@ def evaluate_targets(records: Sequence[dict[str, Any]], sizes: Sizes, deflates: 
                     "",
                 )
             )
+    scale = [r for r in records if r["scenario"] == "scaleout" and r["server"] == SCALEOUT[0].name]
+    if scale:
+        counts = delivery_counts(scale)
+        deliveries = sum(int(r.get("client", {}).get("deliveries", 0)) for r in scale)
+        clean = all(r["ok"] for r in scale) and not any(counts.values())
+        targets.append(
+            Target(
+                f"Scale-out ({SCALEOUT_WORKERS} workers + Redis): every receiver gets every message once, in order",
+                False,
+                f"{counts['lost']} lost, {counts['out_of_order']} out of order, {counts['duplicates']} duplicates, "
+                f"{counts['healthy_closed']} receivers closed ({deliveries:,} deliveries, {len(scale)} runs)",
+                "0 / 0 / 0 / 0",
+                clean,
+                "the Redis broker's promise while Redis is up",
+            )
+        )
     return targets
+
+
+def delivery_counts(runs: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """Lost, reordered and duplicated messages and closed healthy receivers, summed over runs.
+
+    Duplicates include any that arrived after the measured phase (wsload's later `status`).
+    """
+    out = {"lost": 0, "out_of_order": 0, "duplicates": 0, "healthy_closed": 0}
+    for r in runs:
+        c, after = r.get("client", {}), r.get("status_after", {})
+        for key in ("lost", "out_of_order", "healthy_closed"):
+            out[key] += int(c.get(key) or 0)
+        out["duplicates"] += max(int(c.get("duplicates") or 0), int(after.get("duplicates") or 0))
+    return out
 
 
 # --- reporting ----------------------------------------------------------------------------------
@@ -786,6 +1154,8 @@ def figures_table(records: Sequence[dict[str, Any]], all_cases: Sequence[Case], 
         "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for case in all_cases:
+        if case.scenario == "scaleout":
+            continue  # a table of its own: scaleout_section
         for deflate in deflates:
             if not any(select_records(records, n, case.key, deflate) for n in names):
                 continue
@@ -818,8 +1188,11 @@ def observations(records: Sequence[dict[str, Any]]) -> list[str]:
         where = f"{r['case']} ({'deflate' if r['deflate'] else 'plain'}, rep {r['rep']}) {r['server']}"
         if c.get("healthy_closed"):
             notes.append(f"- {where}: {c['healthy_closed']} healthy receivers closed, codes {c.get('close_codes')}")
-        if c.get("lost") or c.get("out_of_order"):
-            notes.append(f"- {where}: {c.get('lost')} lost, {c.get('out_of_order')} out of order")
+        duplicates = max(int(c.get("duplicates") or 0), int(r.get("status_after", {}).get("duplicates") or 0))
+        if c.get("lost") or c.get("out_of_order") or duplicates:
+            notes.append(
+                f"- {where}: {c.get('lost')} lost, {c.get('out_of_order')} out of order, {duplicates} duplicates"
+            )
         if c.get("protocol_errors"):
             notes.append(f"- {where}: {c['protocol_errors']} WebSocket protocol errors seen by the client")
         if r["scenario"] == "idle" and r.get("status") and r["status"].get("closed_by_server"):
@@ -831,7 +1204,141 @@ def observations(records: Sequence[dict[str, Any]]) -> list[str]:
             fates.setdefault((r["server"], r["deflate"]), []).append(f"{state} after {s['msgs']} messages")
     for (server, deflate), items in sorted(fates.items()):
         notes.append(f"- stalled client on {server} ({'deflate' if deflate else 'plain'}): " + "; ".join(items))
+    logged: dict[tuple[str, str, bool], list[dict[str, Any]]] = {}
+    for r in records:
+        if r.get("server_log_lines"):
+            logged.setdefault((r["server"], r["case"], r["deflate"]), []).append(r)
+    for (server, case, deflate), runs in sorted(logged.items()):
+        lines = sum(int(r["server_log_lines"]) for r in runs)
+        tail = runs[-1].get("server_log", "")[:200]
+        notes.append(
+            f"- server log of {server}, {case} ({'deflate' if deflate else 'plain'}): {lines} lines in "
+            f"{len(runs)} run(s) (bench/build/logs/), the last ending `{tail}`"
+        )
     return notes
+
+
+def split_text(record: dict[str, Any]) -> str:
+    """How the receivers were spread over the workers, the sender's worker first: "503 + 497"."""
+    split = record.get("split") or []
+    return " + ".join(str(w["receivers"]) for w in split) if split else "n/a"
+
+
+def scaleout_section(records: Sequence[dict[str, Any]], sizes: Sizes) -> list[str]:
+    runs = [r for r in records if r["scenario"] == "scaleout"]
+    if not runs:
+        return []
+    key, a, b = runs[0]["case"], SCALEOUT[0], SCALEOUT[1]
+    a_runs, b_runs = select_records(records, a.name, key, False), select_records(records, b.name, key, False)
+    metrics = METRICS["scaleout"]
+    lines = [
+        f"### Scale-out: {SCALEOUT_WORKERS} workers with Redis against 1 process",
+        "",
+        f"Fan-out to {sizes.scaleout_receivers} receivers, as fanout-{sizes.scaleout_receivers} above "
+        f"({sizes.fanout_size} B messages, window {sizes.window}, {sizes.fanout_seconds:g} s), permessage-deflate "
+        "not offered (the question is the broker; deflate would add the same per-copy cost to both). "
+        f"**A**: `uvicorn asgi_chat:app --workers {SCALEOUT_WORKERS}` with "
+        "`ASGI_CHAT_BROKER_URL=redis://127.0.0.1:PORT/0` and a redis-server 7 of its own, started for each "
+        "run (`--save '' --appendonly no`, 127.0.0.1, a free port). **B**: one asgi_chat process with the "
+        "memory broker, the server of fanout-1000. Both have the options and the security limits (off) of "
+        f"the runs above. A and B alternate, {sizes.scaleout_pairs} of each per repetition (A B, then B A), "
+        f"so the figures are medians of {sizes.reps * sizes.scaleout_pairs} runs each. **Nothing is pinned** "
+        f"in this scenario (`taskset -c {ALL_CPUS}` for the servers, redis-server and wsload alike): A has "
+        "four busy processes (2 workers, redis-server, the load generator) on 2 cores, so any pinning would "
+        "decide the result; unpinned, the kernel's scheduler shares the 2 cores, and B runs under the same "
+        "rule. Server-side CPU is the sum over every process of the server (from /proc/PID/stat): the "
+        "workers, uvicorn's supervisor and its multiprocessing helper, and redis-server.",
+        "",
+        f"| figure | {a.title} | {b.title} | A / B |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for metric in metrics:
+        va = median([metric.get(r) for r in a_runs])
+        vb = median([metric.get(r) for r in b_runs])
+        cell = fmt_ratio(ratio(va, vb)) if metric.higher_is_better is not None else ""
+        lines.append(f"| {metric.name} ({metric.unit}) | {fmt(va, metric.fmt)} | {fmt(vb, metric.fmt)} | {cell} |")
+    split_a = ", ".join(split_text(r) for r in a_runs)
+    lines.append(f"| receivers per worker, the sender's worker first (each run) | {split_a} | "
+                 f"{', '.join(split_text(r) for r in b_runs)} | |")  # fmt: skip
+    ca, cb = delivery_counts(a_runs), delivery_counts(b_runs)
+    for name in ("lost", "out_of_order", "duplicates", "healthy_closed"):
+        label = {"healthy_closed": "receivers closed", "out_of_order": "out of order"}.get(name, name)
+        lines.append(f"| {label} (all runs) | {ca[name]} | {cb[name]} | |")
+
+    def med_of(get: Callable[[dict[str, Any]], float | None], rs: Sequence[dict[str, Any]]) -> float | None:
+        return median([get(r) for r in rs])
+
+    deliveries = find(metrics, "deliveries")
+    va, vb = med_of(deliveries.get, a_runs), med_of(deliveries.get, b_runs)
+    cpu_a, cpu_b = med_of(_record("server_cpu_pct"), a_runs), med_of(_record("server_cpu_pct"), b_runs)
+    with_sender, other_worker = med_of(_worker_cpu(True), a_runs), med_of(_worker_cpu(False), a_runs)
+    redis_cpu = med_of(_role_cpu("redis-server"), a_runs)
+    client_a = med_of(_client("client_cpu_pct"), a_runs)
+    busy_a = med_of(_record("machine_busy_pct"), a_runs)
+    p50, p99 = find(metrics, "latency p50"), find(metrics, "latency p99")
+    p50_a, p50_b = med_of(p50.get, a_runs), med_of(p50.get, b_runs)
+    p99_a, p99_b = med_of(p99.get, a_runs), med_of(p99.get, b_runs)
+    busy_b = med_of(_record("machine_busy_pct"), b_runs)
+    r_ab = ratio(va, vb)
+    per_a = None if cpu_a is None or not va else cpu_a * 1e4 / va  # µs of CPU per delivery
+    per_b = None if cpu_b is None or not vb else cpu_b * 1e4 / vb
+    if r_ab is None:
+        finding = "not measured."
+    elif r_ab >= 1.1:
+        finding = "the second core pays off here, though far from twice."
+    elif r_ab > 0.9:
+        finding = "on this machine, no gain worth the name."
+    else:
+        finding = "on this machine, A is slower."
+    pinned = med(records, "asgi_chat", f"fanout-{sizes.scaleout_receivers}", False, deliveries)
+    crossing = [w["receivers"] for r in a_runs for w in r.get("split") or [] if not w["sender"]]
+    share = 100 * statistics.median(crossing) / sizes.scaleout_receivers if crossing else None
+    lines += [
+        "",
+        "uvicorn's workers share one listening socket, so the kernel decides which worker accepts each "
+        "connection (counted from /proc/PID/fd and /proc/net/tcp while the connections were open; the "
+        "split differs from run to run). The sender's worker delivers each line to its own receivers "
+        "directly and publishes it once to Redis; the other worker's Redis listener hands it to the rest"
+        + (f": a median {share:.0f} % of the receivers got every line through Redis. " if share is not None else ". ")
+        + "wsload checks every receiver's lines for gaps, order and duplicates (a bitmap of the sequence "
+        "numbers it has seen, kept up after the measured phase too), and a line is done, for the window, "
+        "only when every receiver on both workers has it: the slower worker sets the pace. Latency is over "
+        "all receivers of both workers.",
+        "",
+        "**What this 2-core machine can and cannot show about scaling out.**",
+        "",
+        "- It can show that the workers are one chat: every receiver, on either worker, got every line "
+        "exactly once and in order (the counts above and the target), with the sender's lines crossing "
+        "Redis to the other worker.",
+        f"- It can show what the Redis hop costs on one machine: redis-server used {fmt(redis_cpu, '{:.1f}')} % "
+        "of a core (one PUBLISH in and one copy out per worker for each chat line, not per delivery); each "
+        "worker's publish and listener are in its own CPU figure.",
+        f"- It can show whether a second process lets the chat use the second core. B is one event loop, "
+        f"so at most one core ({fmt(cpu_b)} % here); A's processes together used {fmt(cpu_a)} % (the "
+        f"sender's worker {fmt(with_sender)} %, the other {fmt(other_worker)} %), and A delivered "
+        f"{fmt_ratio(r_ab)} B's deliveries per second ({fmt(va)} against {fmt(vb)}): {finding} A's server "
+        f"side spent {fmt(per_a, '{:.1f}')} µs of CPU per delivery, B {fmt(per_b, '{:.1f}')} µs. The p50 "
+        f"latency was {fmt(p50_a, '{:.0f}')} ms against {fmt(p50_b, '{:.0f}')} ms (each worker writes a line "
+        f"to its share of the receivers only, so many get it sooner); the p99, {fmt(p99_a, '{:.0f}')} ms "
+        f"against {fmt(p99_b, '{:.0f}')} ms, includes the other worker's receivers, behind the Redis hop."
+        + (
+            f" (B is the server of fanout-{sizes.scaleout_receivers}, unpinned here; pinned to CPU {SERVER_CPU} "
+            f"there it delivered {fmt(pinned)}/s.)"
+            if pinned is not None
+            else ""
+        ),
+        f"- It cannot show how far this scales. The load generator needed {fmt(client_a)} % of a core "
+        f"from the same 2 cores, and the machine was {fmt(busy_a)} % busy of {ALL_CORES_PCT} (with B: "
+        f"{fmt(busy_b)} %): the two "
+        "workers, redis-server, the client and the kernel's loopback TCP work took turns on the 2 cores, "
+        "so no worker had a core of its own. A's figure is what 2 cores shared with the client allow, not "
+        "twice one dedicated core, and a third worker would have no core to itself at all. More workers, "
+        "more hosts, a load balancer instead of the shared socket, and Redis across a network (a LAN round "
+        "trip instead of loopback's tens of microseconds, on every line's way to the other processes) need "
+        "more cores and machines than this one; so does a chat whose load is many senders rather than one "
+        "sender to many receivers, which would load Redis per line rather than the workers per copy.",
+    ]
+    return lines
 
 
 def interference(records: Sequence[dict[str, Any]], limit: float = 20.0) -> list[str]:
@@ -881,6 +1388,7 @@ def report(
     all_cases: Sequence[Case],
     targets: Sequence[Target],
     deflates: Sequence[bool],
+    sizes: Sizes,
 ) -> str:
     v, m = meta["versions"], meta["machine"]
     lines = [
@@ -889,9 +1397,11 @@ def report(
         f"{v['uvloop']}, httptools {v['httptools']}), websockets {v['websockets']}, FastAPI {v['fastapi']} "
         f"(Starlette {v['starlette']}).",
         "",
-        f"Command: `{meta['command']}`; {meta['sizes']['reps']} repetitions, medians shown. Every run "
+        f"Command: `{meta['command']}`; {meta['sizes']['reps']} repetition{'s' if meta['sizes']['reps'] != 1 else ''}, "
+        "medians shown. Every run "
         f"starts a fresh server pinned to CPU {SERVER_CPU} (`taskset -c {SERVER_CPU}`) and the C load "
-        f"generator on CPU {CLIENT_CPU}; the servers alternate within each repetition. asgi_chat runs "
+        f"generator on CPU {CLIENT_CPU} (except the scale-out comparison, below, which pins nothing); "
+        "the servers alternate within each repetition. asgi_chat runs "
         "with `ASGI_CHAT_RATE_PER_SECOND=0 ASGI_CHAT_MAX_CONNECTIONS_PER_ADDRESS=0` (its security "
         "limits off, everything else default); both uvicorn apps with the same options "
         f"(`{' '.join(UVICORN_OPTIONS)}`). permessage-deflate: each figure was measured with the "
@@ -904,7 +1414,13 @@ def report(
         "",
         "### All figures",
         "",
-        *figures_table(records, all_cases, deflates),
+    ]
+    figures = figures_table(records, all_cases, deflates)
+    lines += figures if len(figures) > 2 else ["(no scenario of the three servers was run)"]
+    scaleout = scaleout_section(records, sizes)
+    if scaleout:
+        lines += ["", *scaleout]
+    lines += [
         "",
         "How each figure is measured: [bench/README.md](bench/README.md).",
     ]
@@ -973,10 +1489,16 @@ def summary_line(record: dict[str, Any]) -> str:
     other = record.get("other_cpu_pct")
     if other is not None and other > 10:
         cpu += f", OTHER PROCESSES {other:.0f} %"
-    if scenario in ("fanout", "stalled"):
+    if scenario in ("fanout", "stalled", "scaleout"):
         text = f"{c['deliveries_per_s']:,.0f} deliveries/s, p50 {c['lat_p50_ms']:.1f} ms, p99 {c['lat_p99_ms']:.1f} ms"
         if scenario == "stalled":
             text = f"{100 * c['delivered_fraction']:.1f} % delivered, " + text
+        if scenario == "scaleout":
+            counts = delivery_counts([record])
+            text += (
+                f", receivers per worker {split_text(record)}; {counts['lost']} lost, "
+                f"{counts['out_of_order']} out of order, {counts['duplicates']} duplicates"
+            )
         return f"{text} ({cpu})"
     if scenario == "idle":
         return f"{fmt(record.get('mem_per_conn_kib'), '{:.1f}')} KiB/conn, {c['connections_per_s']:,.0f} conn/s ({cpu})"
@@ -984,6 +1506,23 @@ def summary_line(record: dict[str, Any]) -> str:
         f"{c['roundtrips_per_s']:,.0f} round trips/s, "
         f"p50 {c['lat_p50_ms']:.2f} ms, p99 {c['lat_p99_ms']:.2f} ms ({cpu})"
     )
+
+
+def report_saved(path: Path, readme: bool) -> int:
+    """Render the report of a saved run again (say after the report's wording changed)."""
+    saved = json.loads(path.read_text())
+    meta, records = saved["meta"], saved["records"]
+    known = {f.name for f in dataclasses.fields(Sizes)}
+    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["sizes"].items() if k in known}
+    sizes = dataclasses.replace(FULL, **fields)
+    only = [name for name in SCENARIOS if any(r["scenario"] == name for r in records)]
+    deflates = sorted({bool(r["deflate"]) for r in records if r["scenario"] != "scaleout"} or {False})
+    all_cases = cases(sizes, only)
+    section = report(meta, records, all_cases, evaluate_targets(records, sizes, deflates), deflates, sizes)
+    print(section)
+    if readme:
+        print(f"wrote the results table to {write_readme(section)}")
+    return 0
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:
@@ -998,7 +1537,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--deflate", choices=("both", "off", "on"), default="both")
     parser.add_argument("--reps", type=int, help="override the number of repetitions")
     parser.add_argument("--write-readme", action="store_true", help="update README.md even for a partial or quick run")
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        metavar="FILE",
+        help="measure nothing: print the report of a saved run (bench/results/latest.json); with "
+        "--write-readme, also put it in README.md",
+    )
     args = parser.parse_args(argv)
+    if args.from_json:
+        return report_saved(args.from_json, args.write_readme)
 
     sizes = QUICK if args.quick else FULL
     if args.reps:
@@ -1023,6 +1571,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem:
         print(f"asgi_chat cannot be imported ({problem}): it is skipped", file=sys.stderr)
         servers = [s for s in servers if s.name != "asgi_chat"]
+    if "scaleout" in only and not any(s.name == "asgi_chat" for s in servers):
+        only = [o for o in only if o != "scaleout"]  # it is asgi_chat's scenario only
     all_cases = cases(sizes, only)
     meta: dict[str, Any] = {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -1040,25 +1590,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"server on CPU {SERVER_CPU}, load generator on CPU {CLIENT_CPU}; RLIMIT_NOFILE {nofile}; "
         f"{sizes.reps} repetition(s); permessage-deflate offered: " + ", ".join("yes" if d else "no" for d in deflates)
     )
+    if any(c.scenario == "scaleout" for c in all_cases):
+        print(
+            f"scale-out: asgi_chat with {SCALEOUT_WORKERS} workers and a redis-server of its own vs 1 process; "
+            f"nothing pinned (taskset -c {ALL_CPUS}), permessage-deflate not offered"
+        )
+
+    def pool(case: Case) -> Sequence[Server]:
+        return SCALEOUT if case.scenario == "scaleout" else servers
+
     records: list[dict[str, Any]] = []
-    total = sizes.reps * len(all_cases) * len(deflates) * len(servers)
+    total = sizes.reps * sum(len(case_deflates(c, deflates)) * len(pool(c)) * rounds(c, sizes) for c in all_cases)
     started = time.monotonic()
     for rep in range(1, sizes.reps + 1):
-        # Rotate the server order each repetition so no server always runs first or last.
-        order = servers[(rep - 1) % len(servers) :] + servers[: (rep - 1) % len(servers)]
         for case in all_cases:
-            for deflate in deflates:
-                for server in order:
-                    record = run_one(server, case, deflate, rep, sizes)
-                    records.append(record)
-                    elapsed = time.monotonic() - started
-                    print(
-                        f"[{len(records)}/{total} {elapsed:4.0f}s] rep {rep} {case.key:<12} "
-                        f"deflate {'on ' if deflate else 'off'} {server.name:<10} {summary_line(record)}",
-                        flush=True,
-                    )
+            # Rotate the server order each repetition so no server always runs first or last.
+            both = pool(case)
+            order = [*both[(rep - 1) % len(both) :], *both[: (rep - 1) % len(both)]]
+            for deflate in case_deflates(case, deflates):
+                # Scale-out runs A and B several times per repetition (A B, then B A): its runs are
+                # short, and where the kernel puts each connection makes A's figure vary.
+                for k in range(rounds(case, sizes)):
+                    run = (rep - 1) * rounds(case, sizes) + k + 1  # the repetition, for scale-out the run
+                    for server in order if k % 2 == 0 else order[::-1]:
+                        record = run_one(server, case, deflate, run, sizes)
+                        records.append(record)
+                        elapsed = time.monotonic() - started
+                        print(
+                            f"[{len(records)}/{total} {elapsed:4.0f}s] rep {run} {case.key:<12} "
+                            f"deflate {'on ' if deflate else 'off'} {server.name:<10} {summary_line(record)}",
+                            flush=True,
+                        )
     targets = evaluate_targets(records, sizes, deflates)
-    section = report(meta, records, all_cases, targets, deflates)
+    section = report(meta, records, all_cases, targets, deflates, sizes)
     print()
     print(section)
     meta["elapsed_s"] = time.monotonic() - started

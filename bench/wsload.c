@@ -18,7 +18,10 @@
  *           in flight, then held open (pings answered) until told to exit.
  *
  * Every message sent carries its send time (CLOCK_MONOTONIC, ns) in its text:
- *   "<seq> <t_ns> <filler...>"; receivers compute latency = now - t_ns.
+ *   "<seq> <t_ns> <filler...>"; receivers compute latency = now - t_ns. Each fan-out
+ * receiver keeps a bitmap of the sequence numbers it has received: a gap counts as
+ * lost until the missing message arrives (then it is out of order instead), and a
+ * message that arrives twice is a duplicate (checked after the measured phase too).
  *
  * Output: JSON lines on stdout: {"event":"start"} when the measured phase begins,
  * {"event":"end"} when it ends, then {"event":"result", ...}. Afterwards the
