@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any, Final
@@ -37,6 +37,7 @@ from asgiref.typing import WebSocketSendEvent
 
 from . import eager
 from .brokers import Broker
+from .eager import IDLE
 from .errors import CloseCode, Disconnected, Refusal, TryAgainLater
 from .metrics import Metrics
 from .session import Session, State
@@ -92,6 +93,7 @@ class Member:
 
     __slots__ = (
         "_reader",
+        "_ready",
         "_send",
         "_stepper",
         "_writer",
@@ -119,6 +121,10 @@ class Member:
         # the session's state machine would only pass through, and this path runs once per recipient.
         self._send = session.asgi_send
         self._stepper: eager.Stepper | None = None  # made when the first line comes
+        # The stepper's step while a line can go out at once (offer's fast path). None before the
+        # first line, from a send that had to wait until the first line after its writer is done,
+        # and once the member has ended: offer then takes the long way (_offer_otherwise).
+        self._ready: Callable[[WebSocketSendEvent], Any] | None = None
         self._reader: asyncio.Task[Any] | None = None  # the task inside `async with member`
         self._writer: asyncio.Task[None] | None = None  # exists only while a send has to wait
 
@@ -129,8 +135,26 @@ class Member:
     def offer(self, message: Outgoing) -> None:
         """Send ``message`` now if the connection has room, else queue it; never waits.
 
-        This runs once per recipient of every line, so it is kept to the bare steps.
+        This runs once per recipient of every line, so the usual case (nothing waiting, the
+        session open) is one check and the send: every object touched here costs, a thousand
+        times per line.
         """
+        step = self._ready
+        if step is None or self.session.state is not OPEN:
+            self._offer_otherwise(message)
+            return
+        try:
+            waiting_on = step(message.event)
+        except Exception as error:  # one member's failure must not end the fan-out
+            self._failed(error)
+            return
+        if waiting_on is IDLE:
+            self.metrics.messages_delivered += 1
+        else:
+            self._wait_for_room(waiting_on)
+
+    def _offer_otherwise(self, message: Outgoing) -> None:
+        """offer, when a line cannot simply go out: the first line, a writer waiting, the end."""
         if self.ended is not None or self.session.state is not OPEN:
             return
         if self._writer is not None:  # a send is waiting for room: queue behind it
@@ -138,18 +162,16 @@ class Member:
             return
         if self._stepper is None:  # the first line for this member
             self._stepper = eager.Stepper(self._send)
-        try:
-            waiting_on = self._stepper.step(message.event)
-        except Exception as error:  # one member's failure must not end the fan-out
-            self._failed(error)
-            return
-        if waiting_on is eager.IDLE:
-            self.metrics.messages_delivered += 1
-        else:
-            # The connection's buffer is full. A writer of this member's own finishes this send
-            # when there is room, then sends whatever queued behind it, then ends.
-            self.send_started = asyncio.get_running_loop().time()
-            self._writer = asyncio.create_task(self._write(self._stepper.rest(waiting_on)))
+        self._ready = self._stepper.step
+        self.offer(message)
+
+    def _wait_for_room(self, waiting_on: Any) -> None:
+        """The connection's buffer is full. A writer of this member's own finishes this send when
+        there is room, then sends whatever queued behind it, then ends."""
+        assert self._stepper is not None
+        self._ready = None  # the lines that follow queue behind this one
+        self.send_started = asyncio.get_running_loop().time()
+        self._writer = asyncio.create_task(self._write(self._stepper.rest(waiting_on)))
 
     def _enqueue(self, message: Outgoing) -> None:
         if self.outbox is None:
@@ -179,7 +201,7 @@ class Member:
         finally:
             # No await between the empty outbox above and this: the next offer sends at once.
             self.send_started = None
-            self._writer = None
+            self._writer = None  # the next offer takes the fast path again (_offer_otherwise)
 
     def _failed(self, error: Exception) -> None:
         """A send raised: this member is done, and nobody else is affected.
@@ -220,6 +242,7 @@ class Member:
         if self.ended is not None:
             return
         self.ended = reason
+        self._ready = None
         self.discard_outbox()
         if self._reader is not None:
             self._reader.cancel()

@@ -123,23 +123,16 @@ FULL = Sizes(
     no_progress=2.0,
 )
 
-QUICK = Sizes(
+# A smoke run: the same shapes, fewer and shorter.
+QUICK = dataclasses.replace(
+    FULL,
     reps=1,
-    window=16,
-    fanout_receivers=(100, 1000),
     fanout_seconds=2.0,
-    fanout_size=64,
-    stall_receivers=100,
     stall_messages=6000,
-    stall_size=1024,
     idle_connections=1000,
     idle_warmup=100,
-    echo_clients=(1, 100),
     echo_seconds=1.5,
-    echo_size=64,
-    scaleout_receivers=1000,
     scaleout_pairs=1,
-    no_progress=2.0,
 )
 
 SCENARIOS = ("fanout", "stalled", "idle", "echo", "scaleout")
@@ -170,7 +163,11 @@ SERVERS = (
     Server("asgi_chat", "asgi_chat", _uvicorn("asgi_chat:app"), SERVER_ENV),
     Server("tutorial", "FastAPI tutorial", _uvicorn("tutorial_app:app", "--app-dir", str(BENCH)), {}),
     Server("websockets", "websockets broadcast()", _websockets, {}),
+    Server("raw_loop", "bare ASGI loop", _uvicorn("raw_loop_app:app", "--app-dir", str(BENCH)), {}),
 )
+# The bare ASGI loop has the tutorial's flaw and exists to show the floor of fan-out on uvicorn:
+# it runs in that scenario only.
+FLOOR_SCENARIOS = ("fanout",)
 
 # The scale-out scenario's two configurations of asgi_chat (A and B), both with SERVER_ENV; A also
 # gets ASGI_CHAT_BROKER_URL for the redis-server started for its run.
@@ -1044,6 +1041,7 @@ def evaluate_targets(records: Sequence[dict[str, Any]], sizes: Sizes, deflates: 
         if big in cases_seen:
             dps = find(METRICS["fanout"], "deliveries")
             a, t, w = (med(records, s, big, deflate, dps) for s in ("asgi_chat", "tutorial", "websockets"))
+            floor = med(records, "raw_loop", big, deflate, dps)
             rt, rw = ratio(a, t), ratio(a, w)
             targets.append(
                 Target(
@@ -1052,7 +1050,7 @@ def evaluate_targets(records: Sequence[dict[str, Any]], sizes: Sizes, deflates: 
                     f"{fmt_ratio(rt)} ({fmt(a)} vs {fmt(t)})",
                     "≥ 1.15x",
                     None if rt is None else rt >= 1.15,
-                    "",
+                    "" if floor is None else f"bare ASGI loop {fmt_ratio(ratio(floor, t))} of the tutorial",
                 )
             )
             targets.append(
@@ -1169,6 +1167,35 @@ def figures_table(records: Sequence[dict[str, Any]], all_cases: Sequence[Case], 
                 head = f"| {case.key} | {'on' if deflate else 'off'} | {label} | "
                 lines.append(head + " | ".join(cells + ratios) + " |")
     return lines
+
+
+def floor_section(records: Sequence[dict[str, Any]], all_cases: Sequence[Case], deflates: Sequence[bool]) -> list[str]:
+    """Fan-out against the bare ASGI loop: how much of each delivery's cost is the app's."""
+    dps = find(METRICS["fanout"], "deliveries")
+    rows = []
+    for case in all_cases:
+        for deflate in deflates:
+            floor = med(records, "raw_loop", case.key, deflate, dps)
+            if case.scenario not in FLOOR_SCENARIOS or floor is None:
+                continue
+            a, t = med(records, "asgi_chat", case.key, deflate, dps), med(records, "tutorial", case.key, deflate, dps)
+            cells = [fmt(v) for v in (a, t, floor)] + [fmt_ratio(ratio(v, floor)) for v in (a, t)]
+            rows.append(f"| {case.key} | {'on' if deflate else 'off'} | " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    return [
+        "### The floor: a bare ASGI loop",
+        "",
+        "`bench/raw_loop_app.py` is the tutorial's chat as a bare ASGI loop on the same uvicorn: a list of "
+        "`send` callables awaited in turn, no framework, no hub, no checks (and the tutorial's flaw: a "
+        "client that stops reading stops it, so it runs in the fan-out scenario only). What it delivers "
+        "is about what uvicorn's ASGI `send` allows an app that adds next to nothing; the gap between it "
+        "and `websockets` broadcast() is the server's ASGI layer, which no app can remove.",
+        "",
+        "| scenario | deflate | asgi_chat (/s) | tutorial (/s) | bare loop (/s) | asgi_chat / loop | tutorial / loop |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        *rows,
+    ]
 
 
 def failures(records: Sequence[dict[str, Any]]) -> list[str]:
@@ -1417,6 +1444,9 @@ def report(
     ]
     figures = figures_table(records, all_cases, deflates)
     lines += figures if len(figures) > 2 else ["(no scenario of the three servers was run)"]
+    floor = floor_section(records, all_cases, deflates)
+    if floor:
+        lines += ["", *floor]
     scaleout = scaleout_section(records, sizes)
     if scaleout:
         lines += ["", *scaleout]
@@ -1597,7 +1627,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
 
     def pool(case: Case) -> Sequence[Server]:
-        return SCALEOUT if case.scenario == "scaleout" else servers
+        if case.scenario == "scaleout":
+            return SCALEOUT
+        return [s for s in servers if s.name != "raw_loop" or case.scenario in FLOOR_SCENARIOS]
 
     records: list[dict[str, Any]] = []
     total = sizes.reps * sum(len(case_deflates(c, deflates)) * len(pool(c)) * rounds(c, sizes) for c in all_cases)
