@@ -48,7 +48,9 @@ async def app(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
             await send({"type": "lifespan.startup.complete"})
         await send({"type": "lifespan.shutdown.complete"})
         return
-    if scope["type"] != "websocket":
+    if scope["type"] == "http":  # no pages here: every HTTP request is a 404
+        await send({"type": "http.response.start", "status": 404, "headers": [], "trailers": False})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
         return
     await receive()  # websocket.connect
     prefix, _, tail = scope["path"].rpartition("/")

@@ -1,12 +1,13 @@
 """Benchmark orchestrator: asgi_chat against the FastAPI tutorial and the `websockets` library.
 
-Every scenario runs against three servers, in the same run, alternating, each run on a fresh
+Every scenario runs against these servers, in the same run, alternating, each run on a fresh
 server process pinned to CPU 0 while the C load generator (``bench/build/wsload``, built by
 ``make -C bench``) is pinned to CPU 1:
 
 - ``asgi_chat``: ``uvicorn asgi_chat:app`` (security limits off, see SERVER_ENV);
 - ``tutorial``: ``uvicorn tutorial_app:app``, FastAPI's documented ConnectionManager chat;
-- ``websockets``: the same chat on ``websockets.asyncio.server.serve`` and ``broadcast()``.
+- ``websockets``: the same chat on ``websockets.asyncio.server.serve`` and ``broadcast()``;
+- ``raw_loop`` (fan-out only): the same chat as a bare ASGI loop, the floor of any ASGI app.
 
 Each scenario is measured with and without a permessage-deflate offer from the client. Medians
 over the repetitions are printed, written to ``bench/results/latest.json`` and, for a full run,
@@ -1430,7 +1431,7 @@ def report(
         f"generator on CPU {CLIENT_CPU} (except the scale-out comparison, below, which pins nothing); "
         "the servers alternate within each repetition. asgi_chat runs "
         "with `ASGI_CHAT_RATE_PER_SECOND=0 ASGI_CHAT_MAX_CONNECTIONS_PER_ADDRESS=0` (its security "
-        "limits off, everything else default); both uvicorn apps with the same options "
+        "limits off, everything else default); the uvicorn apps with the same options "
         f"(`{' '.join(UVICORN_OPTIONS)}`). permessage-deflate: each figure was measured with the "
         "client not offering it (deflate off) and offering it as browsers do "
         "(`permessage-deflate; client_max_window_bits`, deflate on; the servers accept it).",
