@@ -166,9 +166,9 @@ SERVERS = (
     Server("websockets", "websockets broadcast()", _websockets, {}),
     Server("raw_loop", "bare ASGI loop", _uvicorn("raw_loop_app:app", "--app-dir", str(BENCH)), {}),
 )
-# The bare ASGI loop has the tutorial's flaw and exists to show the floor of fan-out on uvicorn:
-# it runs in that scenario only.
-FLOOR_SCENARIOS = ("fanout",)
+# The bare ASGI loop has the tutorial's flaw and exists to show the floor of any ASGI app on
+# uvicorn: it runs where no client stops reading.
+FLOOR_SCENARIOS = ("fanout", "idle")
 
 # The scale-out scenario's two configurations of asgi_chat (A and B), both with SERVER_ENV; A also
 # gets ASGI_CHAT_BROKER_URL for the redis-server started for its run.
@@ -1067,6 +1067,7 @@ def evaluate_targets(records: Sequence[dict[str, Any]], sizes: Sizes, deflates: 
         if idle in cases_seen:
             mem = find(METRICS["idle"], "server memory per connection")
             a, t, w = (med(records, s, idle, deflate, mem) for s in ("asgi_chat", "tutorial", "websockets"))
+            floor = med(records, "raw_loop", idle, deflate, mem)
             targets.append(
                 Target(
                     "Idle connections: server memory per connection",
@@ -1074,11 +1075,13 @@ def evaluate_targets(records: Sequence[dict[str, Any]], sizes: Sizes, deflates: 
                     f"{fmt(a, '{:.1f}')} KiB",
                     "≤ 20 KiB",
                     None if a is None else a <= 20.0,
-                    f"tutorial {fmt(t, '{:.1f}')} KiB, websockets {fmt(w, '{:.1f}')} KiB",
+                    f"tutorial {fmt(t, '{:.1f}')} KiB, websockets {fmt(w, '{:.1f}')} KiB"
+                    + ("" if floor is None else f", bare ASGI loop {fmt(floor, '{:.1f}')} KiB"),
                 )
             )
             cps = find(METRICS["idle"], "connections opened")
             a, t = med(records, "asgi_chat", idle, deflate, cps), med(records, "tutorial", idle, deflate, cps)
+            floor = med(records, "raw_loop", idle, deflate, cps)
             rt = ratio(a, t)
             targets.append(
                 Target(
@@ -1087,7 +1090,7 @@ def evaluate_targets(records: Sequence[dict[str, Any]], sizes: Sizes, deflates: 
                     f"{fmt_ratio(rt)} ({fmt(a)} vs {fmt(t)})",
                     "≥ 1.5x",
                     None if rt is None else rt >= 1.5,
-                    "",
+                    "" if floor is None else f"bare ASGI loop {fmt_ratio(ratio(floor, t))} of the tutorial",
                 )
             )
     scale = [r for r in records if r["scenario"] == "scaleout" and r["server"] == SCALEOUT[0].name]
@@ -1170,31 +1173,45 @@ def figures_table(records: Sequence[dict[str, Any]], all_cases: Sequence[Case], 
     return lines
 
 
+FLOOR_SERVERS = ("asgi_chat", "tutorial", "raw_loop")
+# The figures of the floor table: (scenario, metric name).
+FLOOR_FIGURES = (
+    ("fanout", "deliveries"),
+    ("idle", "server memory per connection"),
+    ("idle", "connections opened"),
+)
+
+
 def floor_section(records: Sequence[dict[str, Any]], all_cases: Sequence[Case], deflates: Sequence[bool]) -> list[str]:
-    """Fan-out against the bare ASGI loop: how much of each delivery's cost is the app's."""
-    dps = find(METRICS["fanout"], "deliveries")
+    """asgi_chat and the tutorial against the bare ASGI loop: how much of the cost is the app's."""
     rows = []
     for case in all_cases:
-        for deflate in deflates:
-            floor = med(records, "raw_loop", case.key, deflate, dps)
-            if case.scenario not in FLOOR_SCENARIOS or floor is None:
+        for scenario, name in FLOOR_FIGURES:
+            if case.scenario != scenario:
                 continue
-            a, t = med(records, "asgi_chat", case.key, deflate, dps), med(records, "tutorial", case.key, deflate, dps)
-            cells = [fmt(v) for v in (a, t, floor)] + [fmt_ratio(ratio(v, floor)) for v in (a, t)]
-            rows.append(f"| {case.key} | {'on' if deflate else 'off'} | " + " | ".join(cells) + " |")
+            metric = find(METRICS[scenario], name)
+            for deflate in deflates:
+                a, t, floor = (med(records, s, case.key, deflate, metric) for s in FLOOR_SERVERS)
+                if floor is None:
+                    continue
+                cells = [fmt(v, metric.fmt) for v in (a, t, floor)] + [fmt_ratio(ratio(v, floor)) for v in (a, t)]
+                head = f"| {case.key} | {'on' if deflate else 'off'} | {metric.name} ({metric.unit}) | "
+                rows.append(head + " | ".join(cells) + " |")
     if not rows:
         return []
     return [
         "### The floor: a bare ASGI loop",
         "",
         "`bench/raw_loop_app.py` is the tutorial's chat as a bare ASGI loop on the same uvicorn: a list of "
-        "`send` callables awaited in turn, no framework, no hub, no checks (and the tutorial's flaw: a "
-        "client that stops reading stops it, so it runs in the fan-out scenario only). What it delivers "
-        "is about what uvicorn's ASGI `send` allows an app that adds next to nothing; the gap between it "
-        "and `websockets` broadcast() is the server's ASGI layer, which no app can remove.",
+        "`send` callables awaited in turn, no framework, no hub, no checks, no limits (and the tutorial's "
+        "flaw: a client that stops reading stops it, so it runs only where no client does). Its figures "
+        "are about what uvicorn allows an app that adds next to nothing: the floor of memory per "
+        "connection and the ceiling of deliveries and handshakes per second for any ASGI app on this "
+        "server. The gap between it and `websockets` broadcast() is the server's ASGI layer, which no "
+        "app can remove.",
         "",
-        "| scenario | deflate | asgi_chat (/s) | tutorial (/s) | bare loop (/s) | asgi_chat / loop | tutorial / loop |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| scenario | deflate | figure | asgi_chat | tutorial | bare loop | asgi_chat / loop | tutorial / loop |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
         *rows,
     ]
 

@@ -18,13 +18,14 @@ from asgi_chat.brokers import BrokerUnavailable
 from asgi_chat.brokers.memory import MemoryBroker
 from tests.helpers import TIMEOUT, LifespanClient, WebSocketClient, wait_until, websocket_scope
 
-Mode = Literal["ok", "block", "raise", "bug"]
+Mode = Literal["ok", "block", "gate", "raise", "bug"]
 
 
 class Peer:
     """One chat client at the ASGI level. ``mode`` decides what the app's data sends do:
-    ``ok`` delivers, ``block`` never returns (a client that stopped reading), ``raise`` fails
-    with OSError (a client that is gone, as ASGI 2.4 servers report it)."""
+    ``ok`` delivers, ``block`` never returns (a client that stopped reading), ``gate`` waits
+    until ``room`` is set (a client whose buffer is full for a while), ``raise`` fails with
+    OSError (a client that is gone, as ASGI 2.4 servers report it)."""
 
     def __init__(self, app: ChatApp, client_id: int, mode: Mode = "ok") -> None:
         self.client_id = client_id
@@ -32,6 +33,7 @@ class Peer:
         self.inbox: asyncio.Queue[ASGIReceiveEvent] = asyncio.Queue()
         self.outbox: asyncio.Queue[ASGISendEvent] = asyncio.Queue()
         self.data_sends = 0  # websocket.send calls that reached this peer
+        self.room = asyncio.Event()  # for mode "gate"
         self.task = asyncio.create_task(app(websocket_scope(f"/ws/{client_id}"), self.inbox.get, self.send))
 
     async def send(self, message: ASGISendEvent) -> None:
@@ -39,6 +41,8 @@ class Peer:
             self.data_sends += 1
             if self.mode == "block":
                 await asyncio.Event().wait()  # never set: this send never returns
+            elif self.mode == "gate":
+                await self.room.wait()
             elif self.mode == "raise":
                 raise OSError("peer gone")
             elif self.mode == "bug":
@@ -175,6 +179,28 @@ async def test_one_senders_messages_arrive_in_order_everywhere_under_concurrency
             assert seen == list(range(count))
     for peer in peers:
         peer.leave()
+
+
+async def test_after_a_send_that_waited_the_queue_follows_in_order_and_sending_resumes() -> None:
+    app = create_app(Settings(rate_per_second=0))
+    talker, slow = Peer(app, 1), Peer(app, 2)
+    await talker.join()
+    await slow.join()
+    slow.mode = "gate"
+    for n in range(3):
+        talker.say(f"m{n}")  # m0's send to slow waits for room; m1 and m2 queue behind it
+    await talker.texts(6)
+    await wait_until(lambda: slow.data_sends == 1)
+    assert slow.outbox.empty()
+    slow.room.set()  # room again: m0 finishes, then the writer sends m1 and m2
+    assert await slow.texts(3) == [f"Client #1 says: m{n}" for n in range(3)]
+    talker.say("m3")  # the writer is done: this line goes out at once, after the others
+    assert await slow.texts(1) == ["Client #1 says: m3"]
+    assert slow.data_sends == 4
+    talker.leave()
+    slow.leave()
+    await talker.finished()
+    await slow.finished()
 
 
 async def test_a_member_that_leaves_is_not_sent_to_again() -> None:
