@@ -735,6 +735,16 @@ def scaleout_figures(proc: ServerProcess, client: LoadClient, result: dict[str, 
     return out
 
 
+def follow(client: LoadClient, proc: ServerProcess, timeout: float) -> tuple[dict[str, Any], dict[str, Mark]]:
+    """wsload's events up to its result: CPU marks at the measured phase's start and end."""
+    deadline = time.monotonic() + timeout
+    marks: dict[str, Mark] = {}
+    while (event := client.event(deadline))["event"] != "result":
+        if event["event"] in ("start", "end"):
+            marks[event["event"]] = Mark.read(proc, client.proc.pid)
+    return event, marks
+
+
 def measure_load(
     proc: ServerProcess,
     args: list[str],
@@ -745,15 +755,7 @@ def measure_load(
     client = LoadClient([*args, "--deadline", str(case.deadline)], LOGS / f"{tag}.client.log", case.client_cpus)
     out: dict[str, Any] = {}
     try:
-        deadline = time.monotonic() + case.deadline + 30
-        marks: dict[str, Mark] = {}
-        while True:
-            event = client.event(deadline)
-            if event["event"] in ("start", "end"):
-                marks[event["event"]] = Mark.read(proc, client.proc.pid)
-            elif event["event"] == "result":
-                out["client"] = event
-                break
+        out["client"], marks = follow(client, proc, case.deadline + 30)
         out |= cpu_figures(marks, proc.roles)
         out["server_rss_kib"] = proc.status_kib("VmRSS")
         out["server_peak_rss_kib"] = proc.status_kib("VmHWM")  # a sum of peaks if several processes
@@ -790,15 +792,7 @@ def measure_idle(proc: ServerProcess, args: list[str], case: Case, sizes: Sizes,
         [*args, "--id-base", "100000", "--deadline", str(case.deadline)], LOGS / f"{tag}.client.log", case.client_cpus
     )
     try:
-        deadline = time.monotonic() + case.deadline + 30
-        marks: dict[str, Mark] = {}
-        while True:
-            event = client.event(deadline)
-            if event["event"] in ("start", "end"):
-                marks[event["event"]] = Mark.read(proc, client.proc.pid)
-            elif event["event"] == "result":
-                out["client"] = event
-                break
+        out["client"], marks = follow(client, proc, case.deadline + 30)
         out |= cpu_figures(marks, proc.roles)
         out["settle_after_s"] = settle(proc.pid)
         rss_after = proc_status_kib(proc.pid, "VmRSS")
