@@ -2,18 +2,32 @@
 
 ``asgi_chat.app`` is the app ``uvicorn asgi_chat:app`` serves; :func:`create_app` builds an
 independent one (its own chat, its own settings) for tests and embedding.
+
+The package, in the order a reader may walk through it:
+
+- ``asgi/``: the ASGI lesson. The callable and its dispatch (app.py), the WebSocket session
+  state machine, the only place that calls the server's ``send`` (session.py), routing, the pure
+  parsers, close codes and errors, HTTP responses. Nothing there knows what a chat is.
+- ``endpoints/``: the WebSocket endpoints, short functions over a session.
+- ``engine/``: the chat engine. Fan-out to members with bounded outboxes and the slow-consumer
+  policy (fanout.py), the tutorial chat's hub, and the brokers that carry lines between processes.
+- ``web/``: the pages, their static files, ``/healthz`` and ``/metrics``.
+- ``ops/``: defences and operations: security, credentials, settings, logging, the trace,
+  metrics, the command line.
 """
 
 from __future__ import annotations
 
-from .application import ChatApp, TracedChatApp
-from .brokers import Broker, broker_from_url
+from .asgi.app import ChatApp, TracedChatApp
 from .context import Context
-from .hub import Hub
-from .metrics import Metrics
-from .pages import Assets
-from .security import ConnectionLimits, CredentialVerifier, OriginPolicy, TokenSet, any_credential
-from .settings import Settings, from_env
+from .engine.brokers import Broker, broker_from_url
+from .engine.fanout import Fanout, SlowConsumerPolicy
+from .engine.hub import Hub
+from .ops.deferred import DeferredApp
+from .ops.metrics import Metrics
+from .ops.security import ConnectionLimits, CredentialVerifier, OriginPolicy, TokenSet, any_credential
+from .ops.settings import Settings, from_env
+from .web.assets import Assets
 
 __all__ = ["ChatApp", "Settings", "app", "create_app"]
 
@@ -28,15 +42,19 @@ def create_app(
 
     ``verify_credential(value) -> bool`` decides which credentials the items endpoint accepts;
     by default the tokens in ``ASGI_CHAT_TOKENS_FILE`` if set, else any non-empty value.
+    Raises :class:`~asgi_chat.ops.settings.SettingsError` for a setting it cannot use.
     """
     settings = settings or from_env()
     if verify_credential is None:
         verify_credential = TokenSet.from_file(settings.tokens_file) if settings.tokens_file else any_credential
     metrics = Metrics()
+    policy = SlowConsumerPolicy(settings.outbox_max_messages, settings.outbox_max_bytes, settings.send_timeout)
+    fanout = Fanout(policy, metrics)
     ctx = Context(
         settings=settings,
         metrics=metrics,
-        hub=Hub(settings, broker or broker_from_url(settings.broker_url), metrics),
+        fanout=fanout,
+        hub=Hub(fanout, broker or broker_from_url(settings.broker_url)),
         assets=Assets(),
         origins=OriginPolicy(settings.allowed_origins),
         limits=ConnectionLimits(settings.max_connections, settings.max_connections_per_address),
@@ -45,4 +63,6 @@ def create_app(
     return TracedChatApp(ctx) if settings.trace else ChatApp(ctx)
 
 
-app = create_app()
+# Built from the environment on the first scope the server hands it, not at import: importing
+# any part of the package never fails because of a setting (see ops/deferred.py).
+app = DeferredApp(create_app)

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .hub import Hub
-from .metrics import Metrics
-from .pages import Assets
-from .security import ConnectionLimits, CredentialVerifier, OriginPolicy
-from .settings import Settings
+from .engine.fanout import Fanout
+from .engine.hub import Hub
+from .ops.metrics import Metrics
+from .ops.security import ConnectionLimits, CredentialVerifier, OriginPolicy
+from .ops.settings import Settings
+from .web.assets import Assets
 
 
 @dataclass(frozen=True)
 class Context:
     settings: Settings
     metrics: Metrics
-    hub: Hub
+    fanout: Fanout  # every member of every chat: outboxes and the slow-consumer policy
+    hub: Hub  # the tutorial chat
     assets: Assets
     origins: OriginPolicy
     limits: ConnectionLimits

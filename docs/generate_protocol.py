@@ -31,7 +31,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from asgi_chat import Settings, create_app
-from asgi_chat.trace import Describer, Trace
+from asgi_chat.ops.trace import Describer, Trace
 from tests.helpers import TIMEOUT, LifespanClient, WebSocketClient, free_port, wait_until
 
 DOC = Path(__file__).with_name("PROTOCOL.md")

@@ -14,8 +14,8 @@ import pytest
 from asgiref.typing import ASGIReceiveEvent, ASGISendEvent
 
 from asgi_chat import ChatApp, Settings, create_app
-from asgi_chat.brokers import BrokerUnavailable
-from asgi_chat.brokers.memory import MemoryBroker
+from asgi_chat.engine.brokers import BrokerUnavailable
+from asgi_chat.engine.brokers.memory import MemoryBroker
 from tests.helpers import TIMEOUT, LifespanClient, WebSocketClient, wait_until, websocket_scope
 
 Mode = Literal["ok", "block", "gate", "raise", "bug"]
@@ -141,7 +141,7 @@ async def test_a_peer_whose_send_fails_leaves_alone_and_the_sender_stays() -> No
     assert app.ctx.metrics.connections == 1  # the gone member is not counted as open
     sender.say("again")
     assert await sender.texts(2) == ["You wrote: again", "Client #1 says: again"]
-    assert [m.client_id for m in app.ctx.hub.members] == [1]
+    assert [m.label for m in app.ctx.hub.members] == ["client #1"]
     sender.leave()
     await sender.finished()
 
@@ -262,7 +262,7 @@ async def test_nothing_is_left_behind_after_everyone_has_gone() -> None:
     assert hub.members == ()
     assert app.sessions == set()
     assert app.ctx.metrics.connections == 0
-    await wait_until(lambda: hub._watchdog is None or hub._watchdog.done())
+    await wait_until(lambda: app.ctx.fanout._watchdog is None or app.ctx.fanout._watchdog.done())
     assert asyncio.all_tasks() == before  # no writer, reader or watchdog task remains
     assert (await life.shutdown())["type"] == "lifespan.shutdown.complete"
     assert asyncio.all_tasks() == {asyncio.current_task()}  # the hub's listener is gone too

@@ -15,9 +15,9 @@ from asgiref.typing import ASGIReceiveEvent, ASGISendEvent
 from redis.asyncio import Redis
 
 from asgi_chat import ChatApp, Settings, create_app
-from asgi_chat.brokers import BrokerUnavailable
-from asgi_chat.brokers.redis import RedisBroker, Timing
-from asgi_chat.errors import CloseCode
+from asgi_chat.asgi.errors import CloseCode
+from asgi_chat.engine.brokers import BrokerUnavailable
+from asgi_chat.engine.brokers.redis import RedisBroker, Timing
 from tests.helpers import TIMEOUT, WebSocketClient, free_port, wait_until, websocket_scope
 from tests.redis_support import RedisServer, running_redis
 

@@ -11,9 +11,9 @@ import pytest
 from asgiref.typing import ASGIReceiveCallable, ASGIReceiveEvent, ASGISendCallable, ASGISendEvent, Scope
 
 from asgi_chat import Settings, create_app
-from asgi_chat.application import ChatApp, TracedChatApp
-from asgi_chat.settings import from_env
-from asgi_chat.trace import Trace
+from asgi_chat.asgi.app import ChatApp, TracedChatApp
+from asgi_chat.ops.settings import from_env
+from asgi_chat.ops.trace import Trace
 from tests.helpers import TIMEOUT, WebSocketClient, http_get, lifespan, websocket_scope
 
 SECRET = "s3cret-value"

@@ -252,7 +252,7 @@ async def test_every_leave_is_announced_once_and_only_for_who_left(app: ChatApp)
     await two.disconnect(1001)  # a closed tab
     assert await one.receive() == "Client #2 left the chat"
     assert await one.nothing()
-    assert [member.client_id for member in app.ctx.hub.members] == [1]
+    assert [member.label for member in app.ctx.hub.members] == ["client #1"]
     await one.disconnect()
     assert not app.ctx.hub.members
 

@@ -11,8 +11,8 @@ import pytest
 import uvicorn
 from websockets.asyncio.client import connect
 
-from asgi_chat import __main__ as cli
-from asgi_chat.logconfig import LOG_CONFIG_PATH
+from asgi_chat.ops import cli
+from asgi_chat.ops.logs import LOG_CONFIG_PATH
 from tests.helpers import ROOT, TIMEOUT, Server, free_port, recv, recv_many, uvicorn_command
 
 SECRET = "s3cret-value"
@@ -154,7 +154,7 @@ async def test_several_workers_serve_and_stop(tmp_path: Path) -> None:
 
 async def test_plain_uvicorn_still_serves_and_traces_when_asked(tmp_path: Path) -> None:
     """``uvicorn asgi_chat:app`` stays the primary way; ASGI_CHAT_TRACE=1 works there too, with no
-    logging configuration for the trace (asgi_chat.trace adds its own handler)."""
+    logging configuration for the trace (asgi_chat.ops.trace adds its own handler)."""
     port = free_port()
     env = {"ASGI_CHAT_TRACE": "1"}
     with Server(uvicorn_command(port), port, tmp_path / "server.log", env) as server:

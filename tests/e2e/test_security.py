@@ -8,7 +8,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from asgi_chat.logconfig import LOG_CONFIG_PATH
+from asgi_chat.ops.logs import LOG_CONFIG_PATH
 from tests.helpers import Server, free_port, recv, uvicorn_command
 
 SECRET = "Zq9-s3cret-credential"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from asgi_chat.parsing import (
+from asgi_chat.asgi.parsing import (
     Origin,
     header_values,
     parse_cookies,

@@ -7,11 +7,11 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from asgi_chat.application import WEBSOCKET_ROUTES
-from asgi_chat.errors import Refusal
-from asgi_chat.logconfig import REDACTED, redact
-from asgi_chat.parsing import MAX_INT_DIGITS, parse_cookies, parse_int, parse_origin, parse_query
-from asgi_chat.routing import resolve
+from asgi_chat.asgi.app import WEBSOCKET_ROUTES
+from asgi_chat.asgi.errors import NoRoute, NotFound
+from asgi_chat.asgi.parsing import MAX_INT_DIGITS, parse_cookies, parse_int, parse_origin, parse_query
+from asgi_chat.asgi.routing import resolve
+from asgi_chat.ops.logs import REDACTED, redact
 
 
 @given(st.binary())
@@ -66,8 +66,8 @@ def test_any_origin_text_is_an_origin_or_a_value_error(text: str) -> None:
 def test_any_path_routes_or_refuses_with_a_close_code(path: str) -> None:
     try:
         match = resolve(WEBSOCKET_ROUTES, path)
-    except Refusal as refusal:
-        code = refusal.code
+    except NoRoute as error:
+        code = NotFound.from_route(error).code
     else:
         assert match.route.match(path) == match.params
         return

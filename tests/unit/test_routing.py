@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from asgi_chat.application import HTTP_ROUTES, WEBSOCKET_ROUTES
-from asgi_chat.errors import NotFound, PolicyViolation
-from asgi_chat.routing import Route, resolve
+from asgi_chat.asgi.app import HTTP_ROUTES, WEBSOCKET_ROUTES
+from asgi_chat.asgi.errors import BadParameter, NoRoute
+from asgi_chat.asgi.routing import Route, resolve
 
 
 @pytest.mark.parametrize(
@@ -41,13 +41,13 @@ def test_websocket_routes_match(path: str, pattern: str, params: dict[str, objec
     ],
 )
 def test_websocket_routes_do_not_match(path: str) -> None:
-    with pytest.raises(NotFound, match="not found"):
+    with pytest.raises(NoRoute, match="not found"):
         resolve(WEBSOCKET_ROUTES, path)
 
 
 @pytest.mark.parametrize("client_id", ["abc", "1.5", "1e3", "0x10", "\u0663", "1234567890123456789"])
 def test_a_chat_path_with_a_bad_client_id_names_the_parameter(client_id: str) -> None:
-    with pytest.raises(PolicyViolation, match="invalid client_id: expected an integer"):
+    with pytest.raises(BadParameter, match="invalid client_id: expected an integer"):
         resolve(WEBSOCKET_ROUTES, f"/ws/{client_id}")
 
 
@@ -67,7 +67,7 @@ def test_http_routes(path: str, pattern: str) -> None:
 
 @pytest.mark.parametrize("path", ["/echo/", "/static/", "/static/a/b.js", "/nope", "//"])
 def test_http_routes_do_not_match(path: str) -> None:
-    with pytest.raises(NotFound):
+    with pytest.raises(NoRoute):
         resolve(HTTP_ROUTES, path)
 
 

@@ -6,18 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from asgi_chat.errors import MessageTooBig, PolicyViolation, TryAgainLater
-from asgi_chat.logconfig import redact
-from asgi_chat.security import (
-    ConnectionLimits,
-    Credential,
-    InboundGuard,
-    OriginPolicy,
-    TokenSet,
-    bearer_token,
-    find_credential,
-)
-from asgi_chat.settings import SettingsError
+from asgi_chat.asgi.errors import MessageTooBig, PolicyViolation, TryAgainLater
+from asgi_chat.ops.credentials import Credential, bearer_token, find_credential
+from asgi_chat.ops.logs import redact
+from asgi_chat.ops.security import ConnectionLimits, InboundGuard, OriginPolicy, TokenSet
+from asgi_chat.ops.settings import SettingsError
 
 HOST = [(b"host", b"chat.example:8000")]
 

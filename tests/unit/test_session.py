@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from asgiref.typing import ASGIReceiveEvent, ASGISendEvent
 
-from asgi_chat.errors import CloseCode, Disconnected, ProtocolError
-from asgi_chat.metrics import Metrics
-from asgi_chat.session import TRANSITIONS, Session, State
+from asgi_chat.asgi.errors import CloseCode, Disconnected, ProtocolError
+from asgi_chat.asgi.session import TRANSITIONS, Session, State
+from asgi_chat.ops.metrics import Metrics
 from tests.helpers import websocket_scope
 
 RECEIVED = ("websocket.connect", "websocket.receive", "websocket.disconnect")
@@ -165,7 +165,7 @@ async def test_bytes_may_come_without_a_text_key() -> None:
 
 
 async def test_a_close_that_the_server_never_takes_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("asgi_chat.session.CLOSE_TIMEOUT", 0.05)
+    monkeypatch.setattr("asgi_chat.asgi.session.CLOSE_TIMEOUT", 0.05)
     never = asyncio.Event()
 
     async def stuck_send(message: ASGISendEvent) -> None:

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from asgi_chat.settings import Settings, SettingsError, from_env
+from asgi_chat.ops.settings import Settings, SettingsError, from_env
 
 
 def test_defaults_without_environment() -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from asgi_chat.trace import Describer, Redactor
+from asgi_chat.ops.trace import Describer, Redactor
 from tests.helpers import websocket_scope
 
 SECRET = "s3cret-value"

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from asgi_chat.brokers.wire import Envelope, backoff_delay, frame, redact_url, unframe
+from asgi_chat.engine.brokers.wire import Envelope, backoff_delay, frame, redact_url, unframe
 
 
 @given(st.text(), st.text(), st.text())

@@ -14,8 +14,8 @@ from http import HTTPStatus
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 
-from .http import Response
-from .parsing import header_values
+from ..asgi.parsing import header_values
+from ..asgi.responses import Response
 
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -24,9 +24,6 @@ CONTENT_TYPES = {
     ".svg": "image/svg+xml",
     ".png": "image/png",
 }
-
-# path -> file: the tutorial's three pages.
-PAGES = {"/": "chat.html", "/echo": "echo.html", "/items": "items.html"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +37,7 @@ class Assets:
     """Every servable file of a directory, loaded into memory once."""
 
     def __init__(self, directory: Traversable | None = None) -> None:
-        directory = directory or files("asgi_chat") / "static"
+        directory = directory or files("asgi_chat.web") / "static"
         self._assets: dict[str, Asset] = {}
         for entry in directory.iterdir():
             suffix = "." + entry.name.rpartition(".")[2]

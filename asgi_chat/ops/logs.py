@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import unquote_plus
 
+from .credentials import REVEALING_PATTERNS, is_secret_name
+
 LOG_CONFIG_PATH: Final = Path(__file__).with_name("logging.json")
 REDACTED: Final = "[redacted]"
 
 # Loggers that may print a request's query string or headers.
 SENSITIVE_LOGGERS: Final = ("uvicorn.error", "uvicorn.access", "uvicorn.asgi", "asgi_chat")
-
-SECRET_NAMES: Final = frozenset({"token", "access_token", "session"})
 
 # name=value pairs of a query string or a Cookie header (up to &, ;, quote, space, #).
 _PAIR: Final = re.compile(r"(?<![^?&; \t'\"])([^=&;\s'\"#?]+)=([^&;'\"# \t\r\n]*)")
@@ -31,12 +31,7 @@ _PATTERNS: Final = (
     # A WebSocket frame as the websockets library logs it at DEBUG ("> TEXT 'hello' [5 bytes]"):
     # its payload is what people wrote, and the items endpoint's reply echoes the credential.
     re.compile(r"\b((?:TEXT|BINARY|CONT) ).+(?= \[(?:text, |binary, )?\d+ bytes?)"),
-    # That reply itself, wherever else it is printed.
-    re.compile(r"(Session cookie or query token value is: )[^'\"\r\n]*"),
-    # the bearer subprotocol: "bearer, TOKEN" (the header) and ['bearer', 'TOKEN'] (a repr).
-    re.compile(r"(?i)(\bbearer['\"]?\s*,\s*(?-i:b)?['\"]?)[^'\",\s\]\)]+"),
-    # an Authorization header's value, in case a proxy or client sends one.
-    re.compile(r"(?i)(\bauthorization['\"]?\s*[:,]\s*(?-i:b)?['\"]?)[^'\"\r\n]+"),
+    *REVEALING_PATTERNS,
 )
 
 
@@ -53,8 +48,8 @@ def redact(text: str) -> str:
 
 
 def _redact_pair(match: re.Match[str]) -> str:
-    name = unquote_plus(match.group(1)).strip().lower()
-    return f"{match.group(1)}={REDACTED}" if name in SECRET_NAMES else match.group(0)
+    name = unquote_plus(match.group(1))
+    return f"{match.group(1)}={REDACTED}" if is_secret_name(name) else match.group(0)
 
 
 class RedactCredentials(logging.Filter):

@@ -23,44 +23,51 @@ from asgiref.typing import (
     WebSocketScope,
 )
 
-from . import endpoints, views
-from .context import Context
-from .endpoints import WebSocketEndpoint
-from .errors import CloseCode, Disconnected, GoingAway, NotFound, ProtocolError, Refusal
-from .http import method_not_allowed, not_found, send_response
-from .logconfig import install_redaction
-from .routing import Route, resolve
-from .security import InboundGuard
+from ..context import Context
+from ..endpoints import tutorial
+from ..endpoints.tutorial import WebSocketEndpoint
+from ..ops.logs import install_redaction
+from ..ops.security import InboundGuard
+from ..ops.trace import Trace
+from ..web import endpoints as web
+from ..web.endpoints import HttpEndpoint, HttpRequest
+from .errors import CloseCode, Disconnected, GoingAway, NoRoute, NotFound, ProtocolError, Refusal
+from .responses import Response, method_not_allowed, not_found, send_response
+from .routing import Match, Route, resolve
 from .session import Session, State
-from .trace import Trace
-from .views import HttpEndpoint, HttpRequest
 
 logger = logging.getLogger("asgi_chat")
 
 HTTP_ROUTES: Sequence[Route[HttpEndpoint]] = (
-    Route("/", views.page),
-    Route("/echo", views.page),
-    Route("/items", views.page),
-    Route("/healthz", views.healthz),
-    Route("/metrics", views.metrics),
-)  # plus one "/static/<name>" route per file in static/, added by ChatApp
+    Route("/", web.page),
+    Route("/echo", web.page),
+    Route("/items", web.page),
+    Route("/healthz", web.healthz),
+    Route("/metrics", web.metrics),
+)  # plus one "/static/<name>" route per file in web/static/, added by ChatApp
 
 WEBSOCKET_ROUTES: Sequence[Route[WebSocketEndpoint]] = (
-    Route("/ws", endpoints.echo),
-    Route("/items/{item_id}/ws", endpoints.items),
-    Route("/ws/{client_id:int}", endpoints.chat),
+    Route("/ws", tutorial.echo),
+    Route("/items/{item_id}/ws", tutorial.items),
+    Route("/ws/{client_id:int}", tutorial.chat),
 )
 
 
 class ChatApp:
     """An independent chat: its own settings, membership, counters and open sessions."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        http_routes: Sequence[Route[HttpEndpoint]] = HTTP_ROUTES,
+        websocket_routes: Sequence[Route[WebSocketEndpoint]] = WEBSOCKET_ROUTES,
+    ) -> None:
         self.ctx = ctx
         self.sessions: set[Session] = set()  # every WebSocket between connect and close
         # A route per asset, so a missing file is an unknown path (404 for every method).
-        assets = [Route[HttpEndpoint](f"/static/{name}", views.asset) for name in ctx.assets.names()]
-        self.http_routes: Sequence[Route[HttpEndpoint]] = (*HTTP_ROUTES, *assets)
+        assets = [Route[HttpEndpoint](f"/static/{name}", web.asset) for name in ctx.assets.names()]
+        self.http_routes: Sequence[Route[HttpEndpoint]] = (*http_routes, *assets)
+        self.websocket_routes = websocket_routes
 
     async def __call__(self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         if scope["type"] == "http":
@@ -79,42 +86,46 @@ class ChatApp:
         method = scope["method"]
         try:
             match = resolve(self.http_routes, scope["path"])
-        except NotFound:
+        except NoRoute:  # no route, or a typed parameter that does not parse: no such resource
             response = not_found()
         else:
-            if method in match.route.methods:
-                request = HttpRequest(scope["path"], method, scope["headers"], match.params)
-                response = await match.route.endpoint(request, self.ctx)
-            else:
-                response = method_not_allowed(match.route.methods)
+            response = await self._respond(match, scope, method)
         await send_response(send, response, method)
+
+    async def _respond(self, match: Match[HttpEndpoint], scope: HTTPScope, method: str) -> Response:
+        if method not in match.route.methods:
+            return method_not_allowed(match.route.methods)
+        request = HttpRequest(scope["path"], method, scope["headers"], match.params)
+        return await match.route.endpoint(request, self.ctx)
 
     # --- websocket --------------------------------------------------------------------------
 
     async def websocket(self, scope: WebSocketScope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         settings = self.ctx.settings
         guard = InboundGuard(settings.max_message_bytes, settings.rate_per_second, settings.rate_burst)
-        session = Session(scope, receive, send, guard, self.ctx.metrics)
-        self.sessions.add(session)
         ticket: str | None = None  # set once the connection counts against the limits
-        try:
-            await session.wait_connect()
-            self.ctx.origins.check(scope["headers"], scope.get("scheme") or "ws")
-            ticket = self.ctx.limits.acquire(scope.get("client"))
-            await self._endpoint(session)
-        except Refusal as refusal:
-            logger.info("websocket %s closed with %d: %s", _where(scope), refusal.code, refusal.reason)
-            await session.close(refusal.code, refusal.reason)
-        except Disconnected:
-            pass  # the peer left: nothing to answer, nothing to log
-        except ProtocolError as error:
-            logger.warning("websocket %s: ASGI protocol error: %s", _where(scope), error)
-            await session.close(CloseCode.INTERNAL_ERROR, "internal error")
-        finally:
-            session.abandon()
-            self.sessions.discard(session)
-            if ticket is not None:
-                self.ctx.limits.release(ticket)
+        async with Session(scope, receive, send, guard, self.ctx.metrics) as session:
+            self.sessions.add(session)
+            try:
+                await session.wait_connect()
+                self.ctx.origins.check(scope["headers"], scope.get("scheme") or "ws")
+                ticket = self.ctx.limits.acquire(scope.get("client"))
+                await self._endpoint(session)
+            except Refusal as refusal:
+                await self._refuse(session, refusal)
+            except Disconnected:
+                pass  # the peer left: nothing to answer, nothing to log
+            except ProtocolError as error:
+                logger.warning("websocket %s: ASGI protocol error: %s", _where(scope), error)
+                await session.close(CloseCode.INTERNAL_ERROR, "internal error")
+            finally:
+                self.sessions.discard(session)
+                if ticket is not None:
+                    self.ctx.limits.release(ticket)
+
+    async def _refuse(self, session: Session, refusal: Refusal) -> None:
+        logger.info("websocket %s closed with %d: %s", _where(session.scope), refusal.code, refusal.reason)
+        await session.close(refusal.code, refusal.reason)
 
     def _endpoint(self, session: Session) -> Awaitable[None]:
         """The endpoint for the session's path, called with its typed path parameters.
@@ -122,7 +133,10 @@ class ChatApp:
         Only the endpoint's coroutine outlives this call, not the route match: a chat connection
         may idle for hours among thousands, and keeps nothing it does not use.
         """
-        match = resolve(WEBSOCKET_ROUTES, session.scope["path"])
+        try:
+            match = resolve(self.websocket_routes, session.scope["path"])
+        except NoRoute as error:
+            raise NotFound.from_route(error) from None
         return match.route.endpoint(session, self.ctx, **match.params)
 
     # --- lifespan ---------------------------------------------------------------------------

@@ -11,7 +11,9 @@
      │    ├── TryAgainLater         1013  slow consumer, too many connections
      │    └── GoingAway             1001  the server is shutting down
      ├── Disconnected         the peer is gone; the connection ends quietly
-     └── ProtocolError        a message arrived that the ASGI state machine does not allow
+     ├── ProtocolError        a message arrived that the ASGI state machine does not allow
+     └── NoRoute              the router's answer, the same for HTTP and WebSocket:
+          └── BadParameter        the path matches a route but a typed parameter does not parse
 
 A refusal raised before ``websocket.accept`` becomes an HTTP 403 on the wire (ASGI spec,
 "Close - send event": the server "must close the connection with a HTTP 403 error code");
@@ -59,6 +61,11 @@ class NotFound(Refusal):
     # Starlette closes an unmatched WebSocket with 1000 too: nothing went wrong, there is just nothing here.
     code = CloseCode.NORMAL
 
+    @classmethod
+    def from_route(cls, error: NoRoute) -> Refusal:
+        """The WebSocket answer to a routing error: 1000 "not found", or 1008 naming the parameter."""
+        return PolicyViolation(error.reason) if isinstance(error, BadParameter) else cls(error.reason)
+
 
 class PolicyViolation(Refusal):
     code = CloseCode.POLICY_VIOLATION
@@ -100,3 +107,21 @@ class ProtocolError(ChatError):
         self.state = state
         self.direction = direction
         self.message_type = message_type
+
+
+class NoRoute(ChatError):
+    """No route matches the path. Protocol-neutral: HTTP answers 404, WebSocket closes with 1000.
+
+    The router raises it and knows nothing of either protocol; each side maps it (asgi/app.py).
+    """
+
+    http_status = 404
+
+    def __init__(self, reason: str = "not found") -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class BadParameter(NoRoute):
+    """The path has a route's shape, but a typed parameter does not parse (``/ws/abc`` for
+    ``{client_id:int}``): HTTP answers 404 (no such resource), WebSocket closes with 1008 naming it."""

@@ -1,7 +1,7 @@
 """What the Redis broker decides without I/O: the envelope a message travels in, the broker URL
 as it may be shown, and how long to wait before reconnecting.
 
-Kept apart from :mod:`asgi_chat.brokers.redis` so that these can be read, and tested, without
+Kept apart from :mod:`asgi_chat.engine.brokers.redis` so that these can be read, and tested, without
 redis-py installed.
 """
 

@@ -18,7 +18,7 @@
 (see ``ChatApp``); with tracing off nothing of this module is in the path.
 
 Credentials never reach the output. Every string is passed through
-:func:`asgi_chat.logconfig.redact` (``token=...``, ``session=...``, ``bearer, ...``), and then the
+:func:`asgi_chat.ops.logs.redact` (``token=...``, ``session=...``, ``bearer, ...``), and then the
 credential values this connection carries (its ``session`` cookie, its ``token`` query
 parameter, the subprotocol after ``bearer``) are replaced wherever they appear, so the items
 endpoint's ``Session cookie or query token value is: ...`` prints ``[redacted]`` too. A very
@@ -47,9 +47,9 @@ from asgiref.typing import (
     Scope,
 )
 
-from .logconfig import REDACTED, SECRET_NAMES, redact
-from .parsing import header_values, parse_cookies, parse_query
-from .security import bearer_token
+from ..asgi.parsing import header_values, parse_cookies, parse_query
+from .credentials import secret_values
+from .logs import REDACTED, redact
 
 logger = logging.getLogger("asgi_chat.trace")
 
@@ -218,7 +218,7 @@ class Describer:
 
 
 class Redactor:
-    """Hides credentials in text: :func:`asgi_chat.logconfig.redact`, then this connection's own
+    """Hides credentials in text: :func:`asgi_chat.ops.logs.redact`, then this connection's own
     credential values wherever they appear (longest first, so none is replaced in part)."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
@@ -226,27 +226,22 @@ class Redactor:
 
     @classmethod
     def for_scope(cls, scope: Scope) -> Redactor:
-        """The values the items endpoint would take as a credential (security.find_credential),
-        and any cookie or query parameter that logconfig counts as secret."""
+        """Every value of the scope that credentials.py counts as a credential."""
         if scope["type"] == "lifespan":
             return cls()
         cookies = parse_cookies(header_values(scope["headers"], b"cookie"))
         query = parse_query(scope["query_string"])
         subprotocols = scope.get("subprotocols") or () if scope["type"] == "websocket" else ()
-        return cls([*_secret_values(cookies), *_secret_values(query), bearer_token(subprotocols) or ""])
+        return cls(secret_values(cookies, query, subprotocols))
 
     def __call__(self, text: str) -> str:
-        # logconfig's patterns first: they recognise "bearer', '" and "token=" around a value;
+        # logs.py's patterns first: they recognise "bearer', '" and "token=" around a value;
         # after the plain replacement they would find "[redacted]" there and redact it again.
         text = redact(text)
         for secret in self.secrets:
             # Between the markers already placed: a one-letter credential must not eat into them.
             text = REDACTED.join(part.replace(secret, REDACTED) for part in text.split(REDACTED))
         return text
-
-
-def _secret_values(pairs: Mapping[str, str]) -> Iterable[str]:
-    return (value for name, value in pairs.items() if name.strip().lower() in SECRET_NAMES)
 
 
 def _output() -> Callable[[str], None]:

@@ -1,4 +1,8 @@
-"""The HTTP side: the pages, their assets, ``/healthz`` and ``/metrics``."""
+"""The HTTP endpoints: the pages, their assets, ``/healthz`` and ``/metrics``.
+
+Each is ``async def endpoint(request, ctx) -> Response``: plain values in, a plain value out;
+asgi/app.py sends the response.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,13 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
 
-from .context import Context
-from .http import Response, json_response, not_found
-from .metrics import Sample, prometheus_text
-from .pages import PAGES
-from .routing import PathParams
+from ..asgi.responses import Response, json_response, not_found
+from ..asgi.routing import PathParams
+from ..context import Context
+from ..ops.metrics import Sample, prometheus_text
+
+# path -> file: the tutorial's three pages.
+PAGES = {"/": "chat.html", "/echo": "echo.html", "/items": "items.html"}
 
 
 @dataclass(frozen=True)

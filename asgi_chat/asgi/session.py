@@ -4,8 +4,8 @@
 
     CONNECTING --receive connect--> HANDSHAKE --send accept--> OPEN --send/receive data--> OPEN
         |                                |                       |
-        | receive disconnect             | send close (403)      | send close, or receive disconnect
-        v                                v                       v
+        | receive disconnect             | send close (403)      | send close, receive disconnect,
+        v                                v                       v a send that raises, or the app returns
       CLOSED <---------------------------+-----------------------+
         ^   |
         +---+ receive disconnect (the server's answer to our close, to a reader still waiting)
@@ -13,6 +13,11 @@
 Every (state, message) pair not drawn above raises :class:`ProtocolError`, which names both. The
 one exception is a send after CLOSED: with a reader and a writer on one connection, either may
 learn first that the peer is gone, so a late send raises :class:`Disconnected`, like the server.
+
+The session is the one place that calls the server's ``send``. The chat engine's fan-out uses
+:meth:`Session.send_now`, which starts a send and finishes it on the spot when it can (see
+there); endpoints await :meth:`Session.send_text` and friends. Both paths check the state, count
+deliveries and turn a gone peer into :class:`Disconnected` here, and nowhere else.
 """
 
 from __future__ import annotations
@@ -21,7 +26,10 @@ import asyncio
 import contextlib
 import enum
 import logging
-from typing import Final
+from collections.abc import Awaitable, Coroutine, Generator
+from functools import partial
+from types import CoroutineType
+from typing import Any, Final
 
 from asgiref.typing import (
     ASGIReceiveCallable,
@@ -32,9 +40,9 @@ from asgiref.typing import (
     WebSocketSendEvent,
 )
 
+from ..ops.metrics import Metrics
+from ..ops.security import InboundGuard
 from .errors import CloseCode, Disconnected, ProtocolError
-from .metrics import Metrics
-from .security import InboundGuard
 
 logger = logging.getLogger("asgi_chat")
 
@@ -73,7 +81,7 @@ class Session:
     """One WebSocket connection as the app sees it. Endpoints talk to this, never to raw ASGI."""
 
     # Slots: a server may hold thousands of idle sessions, and each saves its attribute dict.
-    __slots__ = ("_guard", "_metrics", "_receive", "_send", "asgi_send", "close_code", "close_reason", "scope", "state")
+    __slots__ = ("_guard", "_metrics", "_receive", "_send", "close_code", "close_reason", "scope", "state")
 
     def __init__(
         self,
@@ -86,9 +94,6 @@ class Session:
         self.scope = scope
         self._receive = receive
         self._send = send
-        # The server's send, for the hub's hot path only (hub.Member): data messages to a session
-        # in OPEN, which the state machine would pass through unchanged.
-        self.asgi_send = send
         self._guard = guard
         self._metrics = metrics or Metrics()
         self.state = State.CONNECTING
@@ -189,14 +194,54 @@ class Session:
         with contextlib.suppress(OSError, RuntimeError, TimeoutError):  # the peer is gone after all
             await asyncio.wait_for(self._send(normal), CLOSE_TIMEOUT)
 
-    def abandon(self) -> None:
-        """Mark the session CLOSED without sending anything, for an app that is done with it.
+    async def __aenter__(self) -> Session:
+        return self
 
-        The peer may be gone without the session having seen it (the hub's sends bypass the
-        session), or the server will close the connection once the app returns: either way,
-        nothing more goes through this session, and the open-connection gauge must say so.
+    async def __aexit__(self, *exc_info: object) -> None:
+        """The app is done with the connection: whatever state it was in, it is CLOSED now.
+
+        ASGI: once the application returns, the server closes the connection (with 403 before
+        accept, 1000 after); nothing more goes through this session, and the open-connection
+        gauge must say so even when an endpoint ended by an unexpected exception.
         """
         self._enter(State.CLOSED)
+
+    def send_now(self, event: WebSocketSendEvent) -> Awaitable[None] | None:
+        """Start sending ``event`` and finish it on the spot if it can; never waits.
+
+        Returns None when the send finished, or an awaitable for the rest of that same send,
+        which a task must await before anything else is sent. Raises :class:`Disconnected` when
+        the session is closed or the peer turns out to be gone, like :meth:`send_text`.
+
+        Why a send usually finishes at once: a server's ``send`` writes a frame into the
+        connection's buffer and waits only while the transport is paused (uvicorn's
+        websockets-sansio implementation begins with ``await self.writable.wait()``, an event
+        that is set unless the client stopped reading). So the fan-out runs each recipient's
+        send right here, with no task switch, and only a send that has to wait becomes a task:
+        what ``asyncio.eager_task_factory`` does from Python 3.12 on.
+        """
+        # The one transition a data send may take is OPEN -> OPEN (TRANSITIONS): checked as such,
+        # since this runs once per recipient of every chat line.
+        if self.state is not State.OPEN:
+            raise Disconnected(self.close_code or CloseCode.ABNORMAL)
+        sending = self._send(event)
+        if type(sending) is not CoroutineType:  # a server whose send is another kind of awaitable
+            return self._finish(sending)
+        try:
+            waiting_on = sending.send(None)  # run the coroutine up to its first real wait
+        except StopIteration:
+            self._metrics.messages_delivered += 1
+            return None
+        except (OSError, RuntimeError) as exc:
+            raise self._gone() from exc
+        return self._finish(_Rest(sending, waiting_on))
+
+    async def _finish(self, rest: Awaitable[None]) -> None:
+        try:
+            await rest
+        except (OSError, RuntimeError) as exc:
+            raise self._gone() from exc
+        self._metrics.messages_delivered += 1
 
     async def _transmit(self, message: ASGISendEvent) -> None:
         if self.state is State.CLOSED and message["type"] != "websocket.close":
@@ -204,16 +249,51 @@ class Session:
         self._advance("sent", message["type"])
         try:
             await self._send(message)
-            if message["type"] == "websocket.send":
-                self._metrics.messages_delivered += 1
         except (OSError, RuntimeError) as exc:
-            # ASGI 2.4: a send to a closed connection raises a server-specific OSError. uvicorn's
-            # legacy `websockets` implementation raises RuntimeError instead. Either way the peer
-            # is gone: that is a disconnect, not a crash.
-            self._enter(State.CLOSED)
-            self._record_close(CloseCode.ABNORMAL, "")
-            raise Disconnected(CloseCode.ABNORMAL) from exc
+            raise self._gone() from exc
+        if message["type"] == "websocket.send":
+            self._metrics.messages_delivered += 1
+
+    def _gone(self) -> Disconnected:
+        """A send raised: the peer is gone. That is a disconnect, not a crash.
+
+        ASGI 2.4: a send to a closed connection raises a server-specific OSError; uvicorn's
+        legacy ``websockets`` implementation raises RuntimeError instead.
+        """
+        self._enter(State.CLOSED)
+        self._record_close(CloseCode.ABNORMAL, "")
+        return Disconnected(CloseCode.ABNORMAL)
 
     def _record_close(self, code: int, reason: str) -> None:
         if self.close_code is None:
             self.close_code, self.close_reason = code, reason
+
+
+class _Rest:
+    """The rest of a send that :meth:`Session.send_now` started: awaited by the task that finishes it.
+
+    A coroutine that has to wait yields the future it waits on (or None, for a bare
+    ``sleep(0)``) and expects to be resumed once that is done. Yielding that same value from
+    here hands it to the awaiting task, whose own machinery does the waiting; each resumption,
+    or a cancellation, is then passed on to the send.
+    """
+
+    __slots__ = ("sending", "waiting_on")
+
+    def __init__(self, sending: Coroutine[Any, Any, None], waiting_on: object) -> None:
+        self.sending = sending
+        self.waiting_on = waiting_on
+
+    def __await__(self) -> Generator[Any, None, None]:
+        waiting_on = self.waiting_on
+        while True:
+            try:
+                yield waiting_on
+            except BaseException as error:  # the task was cancelled: the send must know
+                resume = partial(self.sending.throw, error)
+            else:
+                resume = partial(self.sending.send, None)
+            try:
+                waiting_on = resume()
+            except StopIteration:
+                return

@@ -1,5 +1,7 @@
 """The defences, each a small object decided in one place: origin, credentials, rate, size, connections.
 
+Where a credential travels is credentials.py's to say; here is only whether one is accepted.
+
 SECURITY.md explains the threat each one answers, its default and the test that proves it.
 """
 
@@ -10,20 +12,14 @@ import hmac
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Literal
 
-from .errors import MessageTooBig, PolicyViolation, TryAgainLater
-from .parsing import Origin, header_values, parse_origin, request_origin
+from ..asgi.errors import MessageTooBig, PolicyViolation, TryAgainLater
+from ..asgi.parsing import Origin, header_values, parse_origin, request_origin
 from .settings import SettingsError
 
 logger = logging.getLogger("asgi_chat")
-
-# The subprotocol that carries a token out of the URL: the client offers ["bearer", token]
-# and the server accepts "bearer" (the token itself is never echoed back).
-BEARER = "bearer"
 
 CredentialVerifier = Callable[[str], bool]
 
@@ -79,40 +75,6 @@ def _setting_origin(text: str) -> Origin:
 
 
 # --- credentials --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Credential:
-    value: str
-    source: Literal["cookie", "subprotocol", "query"]
-
-    def __repr__(self) -> str:  # never print the value: reprs end up in logs and tracebacks
-        return f"Credential(source={self.source!r}, value=<{len(self.value)} chars>)"
-
-
-def find_credential(
-    cookies: Mapping[str, str], query: Mapping[str, str], subprotocols: Iterable[str]
-) -> Credential | None:
-    """The ``session`` cookie, else the token after ``bearer`` in the subprotocols, else the
-    ``token`` query parameter. Only a non-empty value counts: an empty cookie falls through."""
-    if cookies.get("session"):
-        return Credential(cookies["session"], "cookie")
-    token = bearer_token(subprotocols)
-    if token:
-        return Credential(token, "subprotocol")
-    if query.get("token"):
-        return Credential(query["token"], "query")
-    return None
-
-
-def bearer_token(subprotocols: Iterable[str]) -> str | None:
-    """The subprotocol offered right after ``bearer``, if any."""
-    offered = list(subprotocols)
-    if BEARER in offered:
-        position = offered.index(BEARER)
-        if position + 1 < len(offered):
-            return offered[position + 1]
-    return None
 
 
 def any_credential(value: str) -> bool:

@@ -2,7 +2,7 @@
 
 They match FastAPI's "WebSockets" tutorial message for message. What the tutorial leaves to the
 framework is explicit here: every check happens before ``accept`` (so a refusal is an HTTP 403),
-and a refusal is an exception that carries its close code (see errors.py).
+and a refusal is an exception that carries its close code (see asgi/errors.py).
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 from asgiref.typing import WebSocketScope
 
-from .brokers import BrokerUnavailable
-from .context import Context
-from .errors import PolicyViolation, TryAgainLater, UnsupportedData
-from .parsing import header_values, parse_cookies, parse_int, parse_query
-from .security import BEARER, Credential, find_credential
-from .session import Session
+from ..asgi.errors import PolicyViolation, TryAgainLater, UnsupportedData
+from ..asgi.parsing import header_values, parse_cookies, parse_int, parse_query
+from ..asgi.session import Session
+from ..context import Context
+from ..engine.brokers import BrokerUnavailable
+from ..ops.credentials import BEARER, Credential, find_credential, reply
 
 logger = logging.getLogger("asgi_chat")
 
@@ -73,7 +73,7 @@ async def items(session: Session, ctx: Context, *, item_id: str) -> None:
     await session.accept(BEARER if BEARER in request.subprotocols else None)
     while True:
         text = require_text(await session.receive_message())
-        await session.send_text(f"Session cookie or query token value is: {credential.value}")
+        await session.send_text(reply(credential))
         if q is not None:
             await session.send_text(f"Query parameter q is: {q}")
         await session.send_text(f"Message text was: {text}, for item ID: {item_id}")

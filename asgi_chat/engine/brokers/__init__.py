@@ -1,9 +1,9 @@
 """Brokers carry chat messages between everyone in a chat: within one process, or across many.
 
-A broker is anything with the shape of :class:`Broker`. The hub publishes every chat line to it
+A broker is anything with the shape of :class:`Broker`. The tutorial chat's hub publishes every chat line to it
 and reads every chat line back from one subscription, so with the in-process
-:class:`~asgi_chat.brokers.memory.MemoryBroker` a chat is one process, and with
-:class:`~asgi_chat.brokers.redis.RedisBroker` it is every process that shares the Redis server.
+:class:`~asgi_chat.engine.brokers.memory.MemoryBroker` a chat is one process, and with
+:class:`~asgi_chat.engine.brokers.redis.RedisBroker` it is every process that shares the Redis server.
 The backend is chosen by the URL's scheme, and Redis is imported only when asked for.
 """
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from .errors import NotFound, PolicyViolation
+from .errors import BadParameter, NoRoute
 from .parsing import parse_int
 
 E = TypeVar("E")
@@ -33,7 +33,7 @@ class Route(Generic[E]):
         """The path parameters if ``path`` matches, else None.
 
         A placeholder that matches by shape but not by type (``/ws/abc`` for ``{client_id:int}``)
-        raises :class:`PolicyViolation` naming the parameter: the route is right, the value wrong.
+        raises :class:`BadParameter` naming the parameter: the route is right, the value wrong.
         """
         parts = path.split("/")
         if len(parts) != len(self._segments):
@@ -55,7 +55,7 @@ def _convert(name: str, kind: str, text: str) -> str | int:
         try:
             return parse_int(text)
         except ValueError:
-            raise PolicyViolation(f"invalid {name}: expected an integer") from None
+            raise BadParameter(f"invalid {name}: expected an integer") from None
     return text
 
 
@@ -66,9 +66,9 @@ class Match(Generic[E]):
 
 
 def resolve(routes: Sequence[Route[E]], path: str) -> Match[E]:
-    """The first route that matches ``path``; :class:`NotFound` when none does."""
+    """The first route that matches ``path``; :class:`NoRoute` when none does."""
     for route in routes:
         params = route.match(path)
         if params is not None:
             return Match(route, params)
-    raise NotFound("not found")
+    raise NoRoute("not found")

@@ -1,0 +1,122 @@
+"""The tutorial chat's hub: who is in the chat, and the broker that carries its lines.
+
+::
+
+    sender's reader ──broadcast──▶ broker ──▶ hub listener ──_deliver──▶ member.offer (fanout.py)
+
+Every line goes through the broker, so with Redis one chat spans every process; the listener
+hands each line to every member's :meth:`~asgi_chat.engine.fanout.Member.offer`, which never
+waits. Ordering: ``_deliver`` is synchronous and offers run in order, so every member sees one
+sender's lines in the order the broker delivered them, which is publishing order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Final
+
+from ..asgi.errors import CloseCode
+from ..asgi.session import Session
+from .brokers import Broker
+from .fanout import Fanout, Member, cancel_and_wait, outgoing
+
+CHANNEL: Final = "asgi_chat"
+
+
+class Hub:
+    """The tutorial chat's membership and its broker. One per app; see the module docstring."""
+
+    def __init__(self, fanout: Fanout, broker: Broker) -> None:
+        self.fanout = fanout
+        self.broker = broker
+        self.shutting_down = False
+        self._members: dict[Member, None] = {}  # insertion-ordered set
+        self._ids: Counter[int] = Counter()  # client id -> its connections in this process
+        self._snapshot: tuple[Member, ...] | None = ()  # copy-on-write view for _deliver; None: stale
+        self._started = False
+        self._start_lock = asyncio.Lock()
+        self._resources = AsyncExitStack()
+
+    # --- life cycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the broker and subscribe to the chat; idempotent, so servers without lifespan
+        (and tests that skip it) start the hub on the first join instead."""
+        async with self._start_lock:
+            if self._started:
+                return
+            await self.broker.open()
+            self._resources.push_async_callback(self.broker.close)
+            messages = await self._resources.enter_async_context(self.broker.subscribe(CHANNEL))
+            listener = asyncio.create_task(self._listen(messages), name="asgi_chat hub listener")
+            self._resources.push_async_callback(cancel_and_wait, listener)
+            self._started = True
+
+    async def stop(self) -> None:
+        self.shutting_down = True
+        await self.fanout.stop()
+        await self._resources.aclose()
+        self._started = False
+
+    # --- membership -----------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def member(self, session: Session, client_id: int) -> AsyncIterator[Member]:
+        """``async with hub.member(session, client_id) as member:`` is being in the chat; leaving
+        the block leaves it, announced to the others (see _announces)."""
+        async with self.fanout.member(session, f"client #{client_id}") as member:
+            self._add(member, client_id)
+            try:
+                yield member
+            finally:
+                await self._remove(member, client_id)
+
+    def _add(self, member: Member, client_id: int) -> None:
+        self._members[member] = None
+        self._snapshot = None
+        self._ids[client_id] += 1
+
+    async def _remove(self, member: Member, client_id: int) -> None:
+        del self._members[member]
+        self._snapshot = None
+        self._ids[client_id] -= 1
+        member.discard_outbox()
+        if self._announces(member, client_id):
+            await self.broadcast(f"Client #{client_id} left the chat")
+
+    def _announces(self, member: Member, client_id: int) -> bool:
+        # Client ids are chosen by clients, so two connections may share one: a reconnecting page
+        # whose old connection the server has not yet seen drop, or a duplicated tab. The id has
+        # left only when its last connection (in this process) has.
+        if self._ids[client_id]:
+            return False
+        del self._ids[client_id]
+        # No farewells while the server shuts down: uvicorn closes every WebSocket with 1012
+        # ("service restart") before it sends lifespan.shutdown, and nobody is left to tell.
+        return not self.shutting_down and member.session.close_code != CloseCode.SERVICE_RESTART
+
+    @property
+    def members(self) -> tuple[Member, ...]:
+        if self._snapshot is None:
+            self._snapshot = tuple(self._members)
+        return self._snapshot
+
+    # --- messages -------------------------------------------------------------------------
+
+    async def broadcast(self, text: str) -> None:
+        """Send ``text`` to everyone in the chat, in every process the broker reaches."""
+        await self.broker.publish(CHANNEL, text)
+
+    async def _listen(self, messages: AsyncIterator[str]) -> None:
+        async for text in messages:
+            self._deliver(text)
+
+    def _deliver(self, text: str) -> None:
+        # No await in here: membership cannot change while this loop runs, and it iterates an
+        # immutable snapshot anyway, so a join or leave during a delivery is always safe.
+        message = outgoing(text)
+        for member in self.members:
+            member.offer(message)

@@ -1,0 +1,128 @@
+"""Settings: one frozen dataclass, read from ``ASGI_CHAT_*`` environment variables by :func:`from_env`.
+
+The environment is a parameter, not a global, so a test builds any configuration it likes:
+``from_env({"ASGI_CHAT_RATE_PER_SECOND": "0"})``. Every numeric limit turns off with 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+PREFIX = "ASGI_CHAT_"
+logger = logging.getLogger("asgi_chat")
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used; the message names the variable and what it expects."""
+
+
+def _whole(text: str) -> int:
+    value = int(text.strip())
+    if value < 0:
+        raise ValueError
+    return value
+
+
+def _positive_number(text: str) -> float:
+    value = float(text.strip())
+    if not value >= 0 or value == float("inf"):  # also refuses NaN
+        raise ValueError
+    return value
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError
+
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.replace(",", " ").split() if item.strip())
+
+
+def _optional(text: str) -> str | None:
+    return text.strip() or None
+
+
+def setting(default: Any, parse: Callable[[str], object], expects: str) -> Any:
+    """A field read from ``ASGI_CHAT_<NAME>``: ``parse`` turns the text into the value (raising
+    ValueError when it cannot), and ``expects`` says what it wants, for the error message."""
+    return field(default=default, metadata={"parse": parse, "expects": expects})
+
+
+OFF = " (0 turns the limit off)"
+
+
+def count(default: int, what: str) -> Any:
+    return setting(default, _whole, f"a whole number of {what} >= 0{OFF}")
+
+
+def number(default: float, what: str) -> Any:
+    return setting(default, _positive_number, f"a number of {what} >= 0{OFF}")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    # --- inbound limits (security) ---
+    max_message_bytes: int = count(65536, "bytes")  # larger inbound messages close with 1009
+    rate_per_second: float = number(20.0, "messages per second")  # token bucket; exceeding it closes with 1008
+    rate_burst: int = count(40, "messages")
+    max_connections: int = count(10000, "connections")  # open WebSockets in total
+    max_connections_per_address: int = count(100, "connections")  # open WebSockets per client IP address
+    max_item_id_length: int = count(128, "characters")
+    max_credential_length: int = count(4096, "characters")
+    # Origins allowed besides the page's own; "*" turns the check off (warned at startup).
+    allowed_origins: tuple[str, ...] = setting(
+        (), _words, "origins (scheme://host[:port]) separated by commas or spaces"
+    )
+    # One accepted token per line; unset: any non-empty credential.
+    tokens_file: str | None = setting(None, _optional, "the path of a file with one token per line")
+    # --- the fan-out (slow-consumer policy) ---
+    outbox_max_messages: int = count(1024, "messages")  # a client 1024 messages behind is not reading
+    outbox_max_bytes: int = count(1024 * 1024, "bytes")
+    send_timeout: float = number(10.0, "seconds")  # one send may stay blocked this long before a drop
+    # --- plumbing ---
+    broker_url: str = setting("memory://", str.strip, "a URL: memory:// or redis://host:port/db")
+    trace: bool = setting(False, _bool, "1/0, true/false, yes/no or on/off")  # print every ASGI message
+
+
+def from_env(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build :class:`Settings` from ``ASGI_CHAT_<FIELD>`` variables (``os.environ`` by default).
+
+    A value that does not parse raises :class:`SettingsError` naming the variable, its value and
+    what it expects, so a typo in a deployment fails at start-up instead of running with a
+    surprising default; an unknown ``ASGI_CHAT_*`` name (a misspelt one) is logged as a warning,
+    once per process.
+    """
+    environ = os.environ if environ is None else environ
+    fields = {PREFIX + spec.name.upper(): spec for spec in dataclasses.fields(Settings)}
+    values: dict[str, object] = {}
+    for name, raw in environ.items():
+        if not name.startswith(PREFIX):
+            continue
+        if name not in fields:
+            _warn_unknown(name)
+            continue
+        spec = fields[name]
+        try:
+            values[spec.name] = spec.metadata["parse"](raw)
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r}: expected {spec.metadata['expects']}") from None
+    return dataclasses.replace(Settings(), **values)  # type: ignore[arg-type]  # typed by each field's parser
+
+
+_warned: set[str] = set()
+
+
+def _warn_unknown(name: str) -> None:
+    if name not in _warned:
+        _warned.add(name)
+        logger.warning("ignoring unknown setting %s", name)

@@ -1,0 +1,2 @@
+"""The web side: the pages and their files (assets.py, static/), and the HTTP endpoints
+(endpoints.py: the pages, ``/healthz``, ``/metrics``)."""
