@@ -20,9 +20,12 @@ from __future__ import annotations
 
 from .asgi.app import ChatApp, TracedChatApp
 from .context import Context
+from .endpoints import protocol
 from .engine.brokers import Broker, broker_from_url
 from .engine.fanout import Fanout, SlowConsumerPolicy
 from .engine.hub import Hub
+from .engine.rooms import Rooms
+from .engine.stores.memory import MemoryStore
 from .ops.deferred import DeferredApp
 from .ops.metrics import Metrics
 from .ops.security import ConnectionLimits, CredentialVerifier, OriginPolicy, TokenSet, any_credential
@@ -55,6 +58,7 @@ def create_app(
         metrics=metrics,
         fanout=fanout,
         hub=Hub(fanout, broker or broker_from_url(settings.broker_url)),
+        rooms=Rooms(MemoryStore(settings, protocol.msg), settings),
         assets=Assets(),
         origins=OriginPolicy(settings.allowed_origins),
         limits=ConnectionLimits(settings.max_connections, settings.max_connections_per_address),

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from .engine.fanout import Fanout
 from .engine.hub import Hub
+from .engine.rooms import Rooms
 from .ops.metrics import Metrics
 from .ops.security import ConnectionLimits, CredentialVerifier, OriginPolicy
 from .ops.settings import Settings
@@ -18,6 +19,7 @@ class Context:
     metrics: Metrics
     fanout: Fanout  # every member of every chat: outboxes and the slow-consumer policy
     hub: Hub  # the tutorial chat
+    rooms: Rooms  # the rooms of asgi-chat.v1
     assets: Assets
     origins: OriginPolicy
     limits: ConnectionLimits

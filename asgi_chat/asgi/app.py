@@ -24,7 +24,7 @@ from asgiref.typing import (
 )
 
 from ..context import Context
-from ..endpoints import tutorial
+from ..endpoints import chat, tutorial
 from ..endpoints.tutorial import WebSocketEndpoint
 from ..ops.logs import install_redaction
 from ..ops.security import InboundGuard
@@ -42,6 +42,7 @@ HTTP_ROUTES: Sequence[Route[HttpEndpoint]] = (
     Route("/", web.page),
     Route("/echo", web.page),
     Route("/items", web.page),
+    Route("/chat", web.page),
     Route("/healthz", web.healthz),
     Route("/metrics", web.metrics),
 )  # plus one "/static/<name>" route per file in web/static/, added by ChatApp
@@ -50,6 +51,7 @@ WEBSOCKET_ROUTES: Sequence[Route[WebSocketEndpoint]] = (
     Route("/ws", tutorial.echo),
     Route("/items/{item_id}/ws", tutorial.items),
     Route("/ws/{client_id:int}", tutorial.chat),
+    Route("/chat/ws", chat.chat_v1),
 )
 
 
@@ -162,6 +164,7 @@ class ChatApp:
         if self.ctx.origins.allow_all:
             logger.warning("ASGI_CHAT_ALLOWED_ORIGINS contains '*': any web page may open a WebSocket here")
         await self.ctx.hub.start()
+        await self.ctx.rooms.open()
 
     async def shutdown(self) -> None:
         """Close every WebSocket still open with 1001 (going away), then the broker.
@@ -173,6 +176,7 @@ class ChatApp:
         open_sessions = [session for session in self.sessions if session.state is State.OPEN]
         await asyncio.gather(*(session.close(going_away.code, going_away.reason) for session in open_sessions))
         await self.ctx.hub.stop()
+        await self.ctx.rooms.close()
 
 
 class TracedChatApp(ChatApp):

@@ -100,7 +100,7 @@ async def start_hub(ctx: Context) -> None:
     """Servers without lifespan (daphne) start the hub at the first join: refuse, before accept,
     a chat that cannot reach its broker rather than half-join it."""
     try:
-        await ctx.hub.start()
+        await ctx.hub.start(on_demand=True)
     except BrokerUnavailable as error:
         logger.warning("chat unavailable: %s", error)
         raise TryAgainLater("chat unavailable: its message broker cannot be reached") from None

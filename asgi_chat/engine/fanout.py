@@ -269,6 +269,8 @@ class Fanout:
     def remove(self, member: Member) -> None:
         self._members.pop(member, None)
         member.discard_outbox()
+        if not self._members and self._watchdog is not None:
+            self._watchdog.cancel()  # nothing left to watch: no task outlives the last member
 
     def __len__(self) -> int:
         return len(self._members)

@@ -37,17 +37,20 @@ class Hub:
         self._ids: Counter[int] = Counter()  # client id -> its connections in this process
         self._snapshot: tuple[Member, ...] | None = ()  # copy-on-write view for _deliver; None: stale
         self._started = False
+        self._on_demand = False  # started by a join rather than lifespan: stops with the last member
         self._start_lock = asyncio.Lock()
         self._resources = AsyncExitStack()
 
     # --- life cycle -----------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Open the broker and subscribe to the chat; idempotent, so servers without lifespan
-        (and tests that skip it) start the hub on the first join instead."""
+    async def start(self, *, on_demand: bool = False) -> None:
+        """Open the broker and subscribe to the chat; idempotent. Servers without lifespan (and
+        tests that skip it) start the hub on the first join instead (``on_demand``): then it stops
+        again when its last member leaves, so that no task of the app outlives its last client."""
         async with self._start_lock:
             if self._started:
                 return
+            self._on_demand = on_demand
             await self.broker.open()
             self._resources.push_async_callback(self.broker.close)
             messages = await self._resources.enter_async_context(self.broker.subscribe(CHANNEL))
@@ -86,6 +89,14 @@ class Hub:
         member.discard_outbox()
         if self._announces(member, client_id):
             await self.broadcast(f"Client #{client_id} left the chat")
+        if not self._members and self._on_demand:
+            await self._stop_when_idle()
+
+    async def _stop_when_idle(self) -> None:
+        async with self._start_lock:  # a join that starts the hub meanwhile waits, then starts it anew
+            if self._started and self._on_demand and not self._members:
+                await self._resources.aclose()
+                self._started = False
 
     def _announces(self, member: Member, client_id: int) -> bool:
         # Client ids are chosen by clients, so two connections may share one: a reconnecting page

@@ -89,6 +89,15 @@ class Settings:
     outbox_max_messages: int = count(1024, "messages")  # a client 1024 messages behind is not reading
     outbox_max_bytes: int = count(1024 * 1024, "bytes")
     send_timeout: float = number(10.0, "seconds")  # one send may stay blocked this long before a drop
+    # --- the rooms of asgi-chat.v1 (/chat/ws) ---
+    max_text_chars: int = count(4000, "characters")  # a longer say is answered too_large
+    dedup_seconds: float = number(600.0, "seconds")  # a say id is remembered this long per user and room
+    rooms_per_connection: int = count(16, "rooms")
+    max_rooms: int = count(10000, "rooms")  # rooms this process holds, joined or remembered
+    room_idle_seconds: float = number(86400.0, "seconds")  # an empty room silent this long is forgotten
+    replay_max: int = count(1000, "messages")  # a resume replays at most this many; older: gap limit
+    history_messages: int = count(1000, "messages")  # kept per room
+    history_max_bytes: int = count(64 * 1024 * 1024, "bytes")  # kept for all rooms of the process
     # --- plumbing ---
     broker_url: str = setting("memory://", str.strip, "a URL: memory:// or redis://host:port/db")
     trace: bool = setting(False, _bool, "1/0, true/false, yes/no or on/off")  # print every ASGI message

@@ -16,7 +16,7 @@ from ..context import Context
 from ..ops.metrics import Sample, prometheus_text
 
 # path -> file: the tutorial's three pages.
-PAGES = {"/": "chat.html", "/echo": "echo.html", "/items": "items.html"}
+PAGES = {"/": "chat.html", "/echo": "echo.html", "/items": "items.html", "/chat": "rooms.html"}
 
 
 @dataclass(frozen=True)

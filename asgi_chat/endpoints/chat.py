@@ -1,0 +1,140 @@
+"""``/chat/ws``: the ``asgi-chat.v1`` endpoint. Rooms, names, presence, history and resume.
+
+A connection offers the subprotocol ``asgi-chat.v1`` (RFC 6455 4.1: the server answers with
+one of the subprotocols the client offered, or refuses), says ``hello`` with a name, then joins
+rooms, says lines, asks for earlier history and leaves. Every frame is parsed once, here
+(protocol.py); a bad one gets an ``error`` frame and the connection stays open. Every reply goes
+through the connection's member (engine/fanout.py), the same outbox as the room's messages, so
+replies and messages reach the client in the order they were produced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from ..asgi.errors import PolicyViolation, TryAgainLater
+from ..asgi.session import Session
+from ..context import Context
+from ..engine.fanout import Member
+from ..engine.rooms import JoinRequest
+from ..engine.stores import RoomLimit, StoreUnavailable
+from . import protocol
+from .protocol import BadRequest, Hello, History, Join, Leave, Request, Say
+from .tutorial import require_text
+
+logger = logging.getLogger("asgi_chat")
+
+
+async def chat_v1(session: Session, ctx: Context) -> None:
+    if protocol.SUBPROTOCOL not in (session.scope.get("subprotocols") or ()):
+        raise PolicyViolation(f"this endpoint speaks the {protocol.SUBPROTOCOL} subprotocol: offer it")
+    await start_rooms(ctx)
+    await session.accept(protocol.SUBPROTOCOL)
+    async with ctx.fanout.member(session, "chat connection") as member:
+        connection = Connection(member, ctx)
+        try:
+            while True:
+                await connection.handle(require_text(await session.receive_message()))
+                # Let replies and messages go out before reading the next request (see tutorial.chat).
+                await asyncio.sleep(0)
+        finally:
+            await connection.leave_all()
+
+
+async def start_rooms(ctx: Context) -> None:
+    try:
+        await ctx.rooms.open()
+    except StoreUnavailable as error:
+        logger.warning("rooms unavailable: %s", error)
+        raise TryAgainLater("chat unavailable: its room store cannot be reached") from None
+
+
+class Connection:
+    """One ``asgi-chat.v1`` connection: its user, once it said hello, and the rooms it is in."""
+
+    def __init__(self, member: Member, ctx: Context) -> None:
+        self.member = member
+        self.ctx = ctx
+        self.user: str | None = None
+        self.rooms: set[str] = set()
+
+    async def handle(self, text: str) -> None:
+        try:
+            request = protocol.parse_request(text, self.ctx.settings.max_text_chars)
+            await self._dispatch(request)
+        except BadRequest as error:
+            self.member.send(protocol.error(error))
+
+    async def _dispatch(self, request: Request) -> None:
+        if isinstance(request, Hello):
+            self._hello(request)
+            return
+        if self.user is None:
+            raise BadRequest("hello_first", "say hello with your name first", request.id)
+        if isinstance(request, Join):
+            await self._join(self.user, request)
+        elif isinstance(request, Say):
+            await self._say(self.user, request)
+        elif isinstance(request, Leave):
+            await self._leave(self.user, request)
+        else:
+            await self._history(request)
+
+    def _hello(self, request: Hello) -> None:
+        if self.user is not None:
+            raise BadRequest("bad_request", "hello comes once per connection", request.id)
+        self.user = request.user
+        self.member.label = f"user {request.user!r}"
+        self.member.send(protocol.welcome(request.user, request.id))
+
+    async def _join(self, user: str, request: Join) -> None:
+        if request.room in self.rooms:
+            raise BadRequest("bad_request", f"already in room {request.room}", request.id)
+        limit = self.ctx.settings.rooms_per_connection
+        if limit and len(self.rooms) >= limit:
+            raise BadRequest("too_many_rooms", f"a connection may be in {limit} rooms at most", request.id)
+        since = (request.since.epoch, request.since.offset) if request.since else None
+        self.rooms.add(request.room)  # before the await: a second join meanwhile is a duplicate
+        try:
+            await self.ctx.rooms.join(self.member, user, JoinRequest(request.room, since, request.history, request.id))
+        except RoomLimit as error:
+            self.rooms.discard(request.room)
+            raise BadRequest("too_many_rooms", str(error), request.id) from None
+        except StoreUnavailable:
+            self.rooms.discard(request.room)
+            raise BadRequest("unavailable", "the room store cannot be reached; try again", request.id) from None
+        except BaseException:
+            self.rooms.discard(request.room)
+            raise
+
+    def _joined(self, room: str, request_id: str | None) -> None:
+        if room not in self.rooms:
+            raise BadRequest("not_joined", f"not in room {room}: join it first", request_id)
+
+    async def _say(self, user: str, request: Say) -> None:
+        self._joined(request.room, request.id)
+        try:
+            offset, _ = await self.ctx.rooms.say(request.room, user, request.text, request.id)
+        except StoreUnavailable:
+            raise BadRequest("unavailable", "the room store cannot be reached: not sent", request.id) from None
+        self.member.send(protocol.ack(request.room, offset, request.id))
+
+    async def _leave(self, user: str, request: Leave) -> None:
+        self._joined(request.room, request.id)
+        self.rooms.discard(request.room)
+        await self.ctx.rooms.leave(self.member, user, request.room)
+        self.member.send(protocol.left(request.room, request.id))
+
+    async def _history(self, request: History) -> None:
+        self._joined(request.room, request.id)
+        frames = await self.ctx.rooms.history(request.room, request.before, request.limit)
+        self.member.send(protocol.history(request.room, frames, request.id))
+
+    async def leave_all(self) -> None:
+        """A connection that closes leaves all its rooms (announced to the others as presence)."""
+        if self.user is None:
+            return
+        rooms, self.rooms = self.rooms, set()
+        for room in rooms:
+            await self.ctx.rooms.leave(self.member, self.user, room)

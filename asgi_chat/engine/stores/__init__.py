@@ -1,0 +1,68 @@
+"""Room stores: where a room's offsets, history, dedup and presence live.
+
+The rooms engine (engine/rooms.py) asks a :class:`RoomStore` for everything that must be one
+truth for all who share a room; the store tells the engine what happens through a
+:class:`StoreListener`. Two implementations have this shape: the memory store (one process,
+memory.py) and the Redis store (every process that shares a Redis server), for which the
+interface is drawn: each call may wait on the network, and what is published reaches the
+listener later, from elsewhere.
+
+The rules every store keeps:
+
+- ``append`` assigns the offset, appends to history and publishes in one atomic step, so a
+  room's offsets are one sequence, and a say ``id`` already used by that user in that room
+  within the dedup window is not published again (its first offset is returned).
+- ``enter`` comes before ``window``: a process sees every message published after it entered,
+  so a join that reads the window after entering misses nothing in between.
+- A room's epoch changes only when its history is gone (memory: the room was forgotten).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from ..replay import Stored, Window
+
+# (room, offset, ts in ms, user, text, say id) -> the msg frame, encoded once.
+Encoder = Callable[[str, int, int, str, str, str | None], str]
+
+
+class RoomLimit(Exception):
+    """The store holds as many rooms as it may (``ASGI_CHAT_MAX_ROOMS``)."""
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be reached now: say and join answer ``unavailable``."""
+
+
+class StoreListener(Protocol):
+    def message(self, room: str, stored: Stored) -> None:
+        """A message was published in ``room``: deliver it to this process's members."""
+
+    def presence(self, room: str, user: str, event: str) -> None:
+        """``user``'s first connection entered (``join``) or last one left (``leave``) ``room``."""
+
+
+class RoomStore(Protocol):
+    async def open(self, listener: StoreListener) -> None:
+        """Start telling ``listener`` what happens; idempotent."""
+
+    async def close(self) -> None:
+        """Stop, and stop every task the store started; idempotent."""
+
+    async def enter(self, room: str, user: str) -> list[str]:
+        """One more connection of ``user`` in ``room`` (creating it, or raising RoomLimit); the
+        room's presence afterwards, sorted. The first connection of a user is announced."""
+
+    async def exit(self, room: str, user: str) -> None:
+        """One connection fewer; the last one of a user is announced as a leave."""
+
+    async def window(self, room: str, after: int, limit: int) -> Window:
+        """The room's position now, and its newest ``limit`` retained messages with offset > ``after``."""
+
+    async def before(self, room: str, before: int, limit: int) -> list[Stored]:
+        """The newest ``limit`` retained messages with offset < ``before``, ascending."""
+
+    async def append(self, room: str, user: str, text: str, say_id: str | None) -> tuple[int, bool]:
+        """Publish a message: (its offset, True), or for a duplicate say id (the first offset, False)."""

@@ -1,0 +1,198 @@
+"""The memory store: rooms, offsets and history in this process, bounded.
+
+One lock suffices for the atomic step the store interface asks of ``append`` (assign the offset,
+append, publish): no method here awaits anything, so each runs to the end before any other task
+can, and the listener hears every message within ``append`` itself.
+
+Bounds, all from settings:
+
+- each room keeps exactly its latest ``history_messages`` messages;
+- all rooms together keep at most ``history_max_bytes``: past it, the process's oldest
+  messages go first, whichever room holds them (a global append order, :attr:`_order`);
+- at most ``max_rooms`` rooms; an empty room with no message for ``room_idle_seconds`` is
+  forgotten (swept when a room is entered, so a store with nobody in it holds no task);
+- a say id is remembered per user and room for ``dedup_seconds``, for the latest
+  ``history_messages`` says of the room at most.
+
+Epochs are random per room creation, so after a restart (memory gone) every position a client
+still holds reads as another epoch: ``reset``, never a wrong replay.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import Counter, OrderedDict, deque
+from collections.abc import Callable
+from itertools import islice
+
+from ...ops.settings import Settings
+from ..replay import Stored, Window
+from . import Encoder, RoomLimit, StoreListener
+
+# What a retained message costs beyond its frame's UTF-8 bytes (the Stored object, its str's
+# header, its slot in the room's deque and in the global order): counted against the byte budget
+# so that history_max_bytes is close to the memory history really takes.
+OVERHEAD = 200
+
+
+class _Room:
+    __slots__ = ("dedup", "epoch", "first", "history", "top", "users")
+
+    def __init__(self) -> None:
+        self.epoch = secrets.token_hex(8)
+        self.top = 0
+        self.first = 1  # the oldest offset retained (top + 1 when none is)
+        self.history: deque[Stored] = deque()
+        self.dedup: OrderedDict[tuple[str, str], tuple[int, float]] = OrderedDict()  # -> (offset, expiry)
+        self.users: Counter[str] = Counter()  # user -> connections in the room
+
+    def trim_oldest(self) -> int:
+        """Forget the oldest retained message; the bytes it took."""
+        stored = self.history.popleft()
+        self.first = stored.offset + 1
+        return stored.size
+
+
+class MemoryStore:
+    def __init__(
+        self,
+        settings: Settings,
+        encode: Encoder,
+        clock: Callable[[], float] = time.monotonic,
+        wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+    ) -> None:
+        self.settings = settings
+        self._encode = encode
+        self._clock = clock
+        self._wall_ms = wall_ms
+        self._listener: StoreListener | None = None
+        self._rooms: dict[str, _Room] = {}
+        self._idle: dict[str, float] = {}  # empty rooms -> since when, oldest first
+        self._order: deque[tuple[_Room, int]] = deque()  # every retained message, in append order
+        self.bytes = 0  # what retained messages take, OVERHEAD included
+        self.retained = 0  # how many messages all rooms retain
+
+    @property
+    def healthy(self) -> bool:
+        return True
+
+    async def open(self, listener: StoreListener) -> None:
+        self._listener = listener
+
+    async def close(self) -> None:
+        return None
+
+    # --- presence -------------------------------------------------------------------------
+
+    async def enter(self, room: str, user: str) -> list[str]:
+        state = self._rooms.get(room) or self._create(room)
+        self._idle.pop(room, None)
+        state.users[user] += 1
+        if state.users[user] == 1:
+            self._tell_presence(room, user, "join")
+        return sorted(state.users)
+
+    async def exit(self, room: str, user: str) -> None:
+        state = self._rooms[room]
+        state.users[user] -= 1
+        if not state.users[user]:
+            del state.users[user]
+            self._tell_presence(room, user, "leave")
+        if not state.users:
+            self._idle[room] = self._clock()
+
+    def _tell_presence(self, room: str, user: str, event: str) -> None:
+        if self._listener is not None:
+            self._listener.presence(room, user, event)
+
+    def _create(self, room: str) -> _Room:
+        self._sweep()
+        if self.settings.max_rooms and len(self._rooms) >= self.settings.max_rooms:
+            raise RoomLimit(f"this server holds {len(self._rooms)} rooms, its limit")
+        state = self._rooms[room] = _Room()
+        return state
+
+    def _sweep(self) -> None:
+        """Forget the rooms that have been empty (and so silent) for room_idle_seconds."""
+        idle_seconds = self.settings.room_idle_seconds
+        now = self._clock()
+        while self._idle and idle_seconds:
+            room, since = next(iter(self._idle.items()))
+            if now - since < idle_seconds:
+                break
+            del self._idle[room]
+            self._forget(self._rooms.pop(room))
+
+    def _forget(self, state: _Room) -> None:
+        while state.history:
+            self._trim(state)
+
+    def _trim(self, state: _Room) -> None:
+        self.bytes -= state.trim_oldest()
+        self.retained -= 1
+
+    # --- history --------------------------------------------------------------------------
+
+    async def window(self, room: str, after: int, limit: int) -> Window:
+        state = self._rooms[room]
+        count = min(limit, len(state.history), max(state.top - after, 0))
+        newest = tuple(islice(state.history, len(state.history) - count, None))
+        return Window(state.epoch, state.top, state.first, newest)
+
+    async def before(self, room: str, before: int, limit: int) -> list[Stored]:
+        state = self._rooms[room]
+        end = min(max(before - state.first, 0), len(state.history))  # index of the first offset >= before
+        return list(islice(state.history, max(end - limit, 0), end))
+
+    async def append(self, room: str, user: str, text: str, say_id: str | None) -> tuple[int, bool]:
+        state = self._rooms[room]
+        if say_id is not None:
+            first = self._seen(state, user, say_id)
+            if first is not None:
+                return first, False
+        state.top += 1
+        frame = self._encode(room, state.top, self._wall_ms(), user, text, say_id)
+        stored = Stored(state.top, frame, len(frame.encode()) + OVERHEAD)
+        self._retain(state, stored)
+        if say_id is not None:
+            self._remember(state, user, say_id, stored.offset)
+        if self._listener is not None:
+            self._listener.message(room, stored)
+        return stored.offset, True
+
+    def _retain(self, state: _Room, stored: Stored) -> None:
+        state.history.append(stored)
+        self._order.append((state, stored.offset))
+        self.bytes += stored.size
+        self.retained += 1
+        keep = self.settings.history_messages
+        while keep and len(state.history) > keep:
+            self._trim(state)
+        budget = self.settings.history_max_bytes
+        while budget and self.bytes > budget and self._order:
+            owner, offset = self._order.popleft()
+            if owner.history and owner.history[0].offset == offset:  # else trimmed already
+                self._trim(owner)
+        if len(self._order) > 2 * self.retained + 1024:
+            # Entries of messages a room trimmed by itself stay behind in the global order:
+            # dropping them now and then keeps it within twice what is retained.
+            self._order = deque((owner, offset) for owner, offset in self._order if offset >= owner.first)
+
+    # --- dedup ----------------------------------------------------------------------------
+
+    def _seen(self, state: _Room, user: str, say_id: str) -> int | None:
+        now = self._clock()
+        while state.dedup:  # expired entries first: the oldest are at the front
+            key, (_, expiry) = next(iter(state.dedup.items()))
+            if expiry > now:
+                break
+            del state.dedup[key]
+        entry = state.dedup.get((user, say_id))
+        return entry[0] if entry is not None else None
+
+    def _remember(self, state: _Room, user: str, say_id: str, offset: int) -> None:
+        state.dedup[(user, say_id)] = (offset, self._clock() + self.settings.dedup_seconds)
+        limit = self.settings.history_messages
+        while limit and len(state.dedup) > limit:
+            state.dedup.popitem(last=False)
