@@ -25,7 +25,7 @@ from .engine.brokers import Broker, broker_from_url
 from .engine.fanout import Fanout, SlowConsumerPolicy
 from .engine.hub import Hub
 from .engine.rooms import Rooms
-from .engine.stores.memory import MemoryStore
+from .engine.stores import RoomStore, store_from_url
 from .ops.deferred import DeferredApp
 from .ops.metrics import Metrics
 from .ops.security import ConnectionLimits, CredentialVerifier, OriginPolicy, TokenSet, any_credential
@@ -40,6 +40,7 @@ def create_app(
     *,
     verify_credential: CredentialVerifier | None = None,
     broker: Broker | None = None,
+    store: RoomStore | None = None,
 ) -> ChatApp:
     """Build an app. ``settings=None`` reads ``ASGI_CHAT_*`` from the environment.
 
@@ -58,7 +59,7 @@ def create_app(
         metrics=metrics,
         fanout=fanout,
         hub=Hub(fanout, broker or broker_from_url(settings.broker_url)),
-        rooms=Rooms(MemoryStore(settings, protocol.msg), settings),
+        rooms=Rooms(store or store_from_url(settings.broker_url, settings, protocol.msg), settings),
         assets=Assets(),
         origins=OriginPolicy(settings.allowed_origins),
         limits=ConnectionLimits(settings.max_connections, settings.max_connections_per_address),

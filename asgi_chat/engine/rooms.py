@@ -104,6 +104,23 @@ class Rooms:
             else:
                 buffer.append((0, message))
 
+    def gap(self, room: str, first: int, last: int, reason: str) -> None:
+        self._tell(room, protocol.gap(room, first, last, reason))
+
+    def reset(self, room: str, epoch: str) -> None:
+        self._tell(room, protocol.reset(room, epoch))
+
+    def _tell(self, room: str, frame: str) -> None:
+        """A frame for every member of the room here, in order with its messages."""
+        local = self._rooms.get(room)
+        if local is None:
+            return
+        message = outgoing(frame)
+        for member in local.live:
+            member.offer(message)
+        for buffer in local.joining.values():
+            buffer.append((0, message))
+
     # --- what a connection does -----------------------------------------------------------
 
     async def join(self, member: Member, user: str, request: JoinRequest) -> None:

@@ -98,6 +98,8 @@ class Settings:
     replay_max: int = count(1000, "messages")  # a resume replays at most this many; older: gap limit
     history_messages: int = count(1000, "messages")  # kept per room
     history_max_bytes: int = count(64 * 1024 * 1024, "bytes")  # kept for all rooms of the process
+    # On Redis: a process silent this long (killed, host lost) has its users announced as left.
+    presence_timeout: float = number(30.0, "seconds")
     # --- plumbing ---
     broker_url: str = setting("memory://", str.strip, "a URL: memory:// or redis://host:port/db")
     trace: bool = setting(False, _bool, "1/0, true/false, yes/no or on/off")  # print every ASGI message

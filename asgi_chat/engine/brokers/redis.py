@@ -68,7 +68,7 @@ class Timing:
         return 3 * self.timeout
 
 
-async def _cancel(tasks: tuple[asyncio.Task[None], ...]) -> None:
+async def cancel_all(tasks: tuple[asyncio.Task[None], ...]) -> None:
     """Cancel ``tasks`` and wait for them to end, cancelling again any that carried on.
 
     One cancellation may not be enough: redis-py writes through ``asyncio.wait_for``, which on
@@ -78,6 +78,23 @@ async def _cancel(tasks: tuple[asyncio.Task[None], ...]) -> None:
         for task in pending:
             task.cancel()
         await asyncio.wait(pending, timeout=0.1)
+
+
+def redis_client(url: str, timing: Timing) -> Redis:
+    """A client for ``url`` with the broker's timeouts; a URL it cannot use is a ValueError."""
+    try:
+        return Redis.from_url(
+            url,
+            socket_connect_timeout=timing.timeout,
+            socket_timeout=timing.timeout,
+            # No retries inside redis-py: a retried PUBLISH (or append) may be a duplicate, and
+            # the listener owns reconnection, so that backoff and logging happen in one place.
+            retry=Retry(NoBackoff(), 0),
+            client_name="asgi_chat",  # how it shows in CLIENT LIST
+        )
+    except ValueError as exc:
+        expected = "redis://[[user]:password@]host[:port][/db]"
+        raise ValueError(f"ASGI_CHAT_BROKER_URL={redact_url(url)}: {exc}; expected {expected}") from None
 
 
 # --- the broker --------------------------------------------------------------------------------
@@ -129,26 +146,14 @@ class RedisBroker:
         logger.info("redis broker: subscribed to %s at %s", self._channel(subscriber), self.shown_url)
 
     async def close(self) -> None:
-        await _cancel(self._tasks)
+        await cancel_all(self._tasks)
         for client in self._clients:
             await client.aclose()
         self._tasks, self._clients, self._queue = (), (), None
         self._healthy = False
 
     def _client(self) -> Redis:
-        try:
-            return Redis.from_url(
-                self.url,
-                socket_connect_timeout=self.timing.timeout,
-                socket_timeout=self.timing.timeout,
-                # No retries inside redis-py: a retried PUBLISH may be a duplicate, and the
-                # listener owns reconnection, so that backoff and logging happen in one place.
-                retry=Retry(NoBackoff(), 0),
-                client_name="asgi_chat",  # how it shows in CLIENT LIST
-            )
-        except ValueError as exc:
-            expected = "redis://[[user]:password@]host[:port][/db]"
-            raise ValueError(f"ASGI_CHAT_BROKER_URL={self.shown_url}: {exc}; expected {expected}") from None
+        return redis_client(self.url, self.timing)
 
     def _unavailable(self) -> BrokerUnavailable:
         error = self._last_error

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from ...ops.settings import Settings
 from ..replay import Stored, Window
 
 # (room, offset, ts in ms, user, text, say id) -> the msg frame, encoded once.
@@ -42,6 +43,12 @@ class StoreListener(Protocol):
 
     def presence(self, room: str, user: str, event: str) -> None:
         """``user``'s first connection entered (``join``) or last one left (``leave``) ``room``."""
+
+    def gap(self, room: str, first: int, last: int, reason: str) -> None:
+        """Offsets ``first`` to ``last`` of ``room`` will not be delivered here (``lost``)."""
+
+    def reset(self, room: str, epoch: str) -> None:
+        """``room``'s history is gone and a new epoch began: positions of the old one mean nothing."""
 
 
 class RoomStore(Protocol):
@@ -66,3 +73,14 @@ class RoomStore(Protocol):
 
     async def append(self, room: str, user: str, text: str, say_id: str | None) -> tuple[int, bool]:
         """Publish a message: (its offset, True), or for a duplicate say id (the first offset, False)."""
+
+
+def store_from_url(url: str, settings: Settings, encode: Encoder) -> RoomStore:
+    """The memory store, or with ``redis://`` / ``rediss://`` (ASGI_CHAT_BROKER_URL) the Redis store."""
+    if url.partition("://")[0].lower() in ("redis", "rediss"):
+        from .redis import RedisStore  # needs the optional dependency: pip install '.[redis]'
+
+        return RedisStore(url, settings, encode)
+    from .memory import MemoryStore
+
+    return MemoryStore(settings, encode)
