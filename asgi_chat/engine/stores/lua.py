@@ -79,12 +79,15 @@ return result
 """
 )
 
-# KEYS: here, users. ARGV: entry ("<process> <user>"), user, deadline ms, channel, keep ms.
-# One more process has the user in the room (or the same one, refreshed). Returns 1 if announced.
+# KEYS: here, users, meta, stream. ARGV: entry ("<process> <user>"), user, deadline ms, channel,
+# keep ms, idle ms. One more process has the user in the room (or the same one, refreshed, which
+# also keeps a room with members from expiring). Returns 1 if announced.
 ENTER: Final = """
 local new = redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
+redis.call('PEXPIRE', KEYS[3], ARGV[6])
+redis.call('PEXPIRE', KEYS[4], ARGV[6])
 if new == 1 and redis.call('HINCRBY', KEYS[2], ARGV[2], 1) == 1 then
   redis.call('PUBLISH', ARGV[4], 'p join ' .. ARGV[2])
   return 1

@@ -11,8 +11,8 @@ Bounds, all from settings:
   messages go first, whichever room holds them (a global append order, :attr:`_order`);
 - at most ``max_rooms`` rooms; an empty room with no message for ``room_idle_seconds`` is
   forgotten (swept when a room is entered, so a store with nobody in it holds no task);
-- a say id is remembered per user and room for ``dedup_seconds``, for the latest
-  ``history_messages`` says of the room at most.
+- a say id is remembered per user and room for ``dedup_seconds``, and at most
+  :data:`DEDUP_MAX` of them for the whole process (the oldest are forgotten first).
 
 Epochs are random per room creation, so after a restart (memory gone) every position a client
 still holds reads as another epoch: ``reset``, never a wrong replay.
@@ -33,18 +33,19 @@ from . import Encoder, RoomLimit, StoreListener
 # What a retained message costs beyond its frame's UTF-8 bytes (the Stored object, its str's
 # header, its slot in the room's deque and in the global order): counted against the byte budget
 # so that history_max_bytes is close to the memory history really takes.
-OVERHEAD = 200
+OVERHEAD = 240  # measured with tracemalloc: 232 bytes beyond the frame itself
+# Say ids remembered at most, for all rooms: about 460 bytes each (tracemalloc), so 46 MB at most.
+DEDUP_MAX = 100_000
 
 
 class _Room:
-    __slots__ = ("dedup", "epoch", "first", "history", "top", "users")
+    __slots__ = ("epoch", "first", "history", "top", "users")
 
     def __init__(self) -> None:
         self.epoch = secrets.token_hex(8)
         self.top = 0
         self.first = 1  # the oldest offset retained (top + 1 when none is)
         self.history: deque[Stored] = deque()
-        self.dedup: OrderedDict[tuple[str, str], tuple[int, float]] = OrderedDict()  # -> (offset, expiry)
         self.users: Counter[str] = Counter()  # user -> connections in the room
 
     def trim_oldest(self) -> int:
@@ -72,6 +73,8 @@ class MemoryStore:
         self._order: deque[tuple[_Room, int]] = deque()  # every retained message, in append order
         self.bytes = 0  # what retained messages take, OVERHEAD included
         self.retained = 0  # how many messages all rooms retain
+        # (room, user, say id) -> (the room as it was, first offset, expiry); oldest first
+        self._dedup: OrderedDict[tuple[str, str, str], tuple[_Room, int, float]] = OrderedDict()
 
     @property
     def healthy(self) -> bool:
@@ -148,7 +151,7 @@ class MemoryStore:
     async def append(self, room: str, user: str, text: str, say_id: str | None) -> tuple[int, bool]:
         state = self._rooms[room]
         if say_id is not None:
-            first = self._seen(state, user, say_id)
+            first = self._seen(room, state, user, say_id)
             if first is not None:
                 return first, False
         state.top += 1
@@ -156,7 +159,7 @@ class MemoryStore:
         stored = Stored(state.top, frame, len(frame.encode()) + OVERHEAD)
         self._retain(state, stored)
         if say_id is not None:
-            self._remember(state, user, say_id, stored.offset)
+            self._remember(room, state, user, say_id, stored.offset)
         if self._listener is not None:
             self._listener.message(room, stored)
         return stored.offset, True
@@ -181,18 +184,18 @@ class MemoryStore:
 
     # --- dedup ----------------------------------------------------------------------------
 
-    def _seen(self, state: _Room, user: str, say_id: str) -> int | None:
+    def _seen(self, room: str, state: _Room, user: str, say_id: str) -> int | None:
         now = self._clock()
-        while state.dedup:  # expired entries first: the oldest are at the front
-            key, (_, expiry) = next(iter(state.dedup.items()))
+        while self._dedup:  # expired entries first: with one window for all, the oldest are in front
+            key, (_, _, expiry) = next(iter(self._dedup.items()))
             if expiry > now:
                 break
-            del state.dedup[key]
-        entry = state.dedup.get((user, say_id))
-        return entry[0] if entry is not None else None
+            del self._dedup[key]
+        entry = self._dedup.get((room, user, say_id))
+        # A room forgotten and created anew is another history: its ids are not the old one's.
+        return entry[1] if entry is not None and entry[0] is state else None
 
-    def _remember(self, state: _Room, user: str, say_id: str, offset: int) -> None:
-        state.dedup[(user, say_id)] = (offset, self._clock() + self.settings.dedup_seconds)
-        limit = self.settings.history_messages
-        while limit and len(state.dedup) > limit:
-            state.dedup.popitem(last=False)
+    def _remember(self, room: str, state: _Room, user: str, say_id: str, offset: int) -> None:
+        self._dedup[(room, user, say_id)] = (state, offset, self._clock() + self.settings.dedup_seconds)
+        while len(self._dedup) > DEDUP_MAX:
+            self._dedup.popitem(last=False)

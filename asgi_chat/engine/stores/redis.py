@@ -152,14 +152,9 @@ class RedisStore:
 
     async def _enter(self, room: str, user: str) -> None:
         timeout_ms = int(self.settings.presence_timeout * 1000)
-        args: list[object] = [
-            f"{self.process} {user}",
-            user,
-            _now_ms() + timeout_ms,
-            self._channel(room),
-            2 * timeout_ms,
-        ]
-        await self._run("ENTER", self._keys(room, "here", "users"), args)
+        entry, deadline = f"{self.process} {user}", _now_ms() + timeout_ms
+        args: list[object] = [entry, user, deadline, self._channel(room), 2 * timeout_ms, self._idle_ms()]
+        await self._run("ENTER", self._keys(room, "here", "users", "meta", "stream"), args)
 
     async def _subscribe(self, room: str, served: _Served) -> None:
         """Subscribe to the room's channel and wait until Redis confirms it."""
