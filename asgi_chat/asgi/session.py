@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import enum
 import logging
-from collections.abc import Awaitable, Coroutine, Generator
+from collections.abc import Coroutine, Generator
 from functools import partial
 from types import CoroutineType
 from typing import Any, Final
@@ -206,7 +206,7 @@ class Session:
         """
         self._enter(State.CLOSED)
 
-    def send_now(self, event: WebSocketSendEvent) -> Awaitable[None] | None:
+    def send_now(self, event: WebSocketSendEvent) -> PendingSend | None:
         """Start sending ``event`` and finish it on the spot if it can; never waits.
 
         Returns None when the send finished, or an awaitable for the rest of that same send,
@@ -225,23 +225,16 @@ class Session:
         if self.state is not State.OPEN:
             raise Disconnected(self.close_code or CloseCode.ABNORMAL)
         sending = self._send(event)
-        if type(sending) is not CoroutineType:  # a server whose send is another kind of awaitable
-            return self._finish(sending)
+        # A coroutine steps itself; any other awaitable steps through the iterator it gives.
+        steps = sending if type(sending) is CoroutineType else sending.__await__()
         try:
-            waiting_on = sending.send(None)  # run the coroutine up to its first real wait
+            waiting_on = steps.send(None)  # run the send up to its first real wait
         except StopIteration:
             self._metrics.messages_delivered += 1
             return None
         except (OSError, RuntimeError) as exc:
             raise self._gone() from exc
-        return self._finish(_Rest(sending, waiting_on))
-
-    async def _finish(self, rest: Awaitable[None]) -> None:
-        try:
-            await rest
-        except (OSError, RuntimeError) as exc:
-            raise self._gone() from exc
-        self._metrics.messages_delivered += 1
+        return PendingSend(self, steps, waiting_on)
 
     async def _transmit(self, message: ASGISendEvent) -> None:
         if self.state is State.CLOSED and message["type"] != "websocket.close":
@@ -269,30 +262,51 @@ class Session:
             self.close_code, self.close_reason = code, reason
 
 
-class _Rest:
+# What a started send is stepped through: the coroutine itself, or another awaitable's iterator.
+Steps = Coroutine[Any, Any, Any] | Generator[Any, Any, Any]
+
+
+class PendingSend:
     """The rest of a send that :meth:`Session.send_now` started: awaited by the task that finishes it.
 
     A coroutine that has to wait yields the future it waits on (or None, for a bare
     ``sleep(0)``) and expects to be resumed once that is done. Yielding that same value from
     here hands it to the awaiting task, whose own machinery does the waiting; each resumption,
-    or a cancellation, is then passed on to the send.
+    or a cancellation, is then passed on to the send. When it finishes, the session counts the
+    delivery, or turns a gone peer into :class:`Disconnected`, as for a send that finished at once.
+    (An object rather than a coroutine: a writer cancelled before it ran leaves no
+    "never awaited" coroutine behind.)
     """
 
-    __slots__ = ("sending", "waiting_on")
+    __slots__ = ("session", "steps", "waiting_on")
 
-    def __init__(self, sending: Coroutine[Any, Any, None], waiting_on: object) -> None:
-        self.sending = sending
+    def __init__(self, session: Session, steps: Steps, waiting_on: object) -> None:
+        self.session = session
+        self.steps = steps
         self.waiting_on = waiting_on
 
     def __await__(self) -> Generator[Any, None, None]:
+        try:
+            yield from self._resume()
+        except (OSError, RuntimeError) as exc:
+            raise self.session._gone() from exc
+        self.session._metrics.messages_delivered += 1
+
+    def abandon(self) -> None:
+        """Cancel a send nobody will await (its writer was cancelled before it ran), as its task would."""
+        with contextlib.suppress(BaseException):  # whatever the send does with it, it is over
+            self.steps.throw(asyncio.CancelledError())
+        self.steps.close()
+
+    def _resume(self) -> Generator[Any, None, None]:
         waiting_on = self.waiting_on
         while True:
             try:
                 yield waiting_on
             except BaseException as error:  # the task was cancelled: the send must know
-                resume = partial(self.sending.throw, error)
+                resume = partial(self.steps.throw, error)
             else:
-                resume = partial(self.sending.send, None)
+                resume = partial(self.steps.send, None)
             try:
                 waiting_on = resume()
             except StopIteration:

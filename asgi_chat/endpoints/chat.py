@@ -11,6 +11,7 @@ replies and messages reach the client in the order they were produced.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from ..asgi.errors import PolicyViolation, TryAgainLater
@@ -123,12 +124,17 @@ class Connection:
     async def _leave(self, user: str, request: Leave) -> None:
         self._joined(request.room, request.id)
         self.rooms.discard(request.room)
-        await self.ctx.rooms.leave(self.member, user, request.room)
+        # Leaving never fails: a store out of reach forgets this connection when its entry expires.
+        with contextlib.suppress(StoreUnavailable):
+            await self.ctx.rooms.leave(self.member, user, request.room)
         self.member.send(protocol.left(request.room, request.id))
 
     async def _history(self, request: History) -> None:
         self._joined(request.room, request.id)
-        frames = await self.ctx.rooms.history(request.room, request.before, request.limit)
+        try:
+            frames = await self.ctx.rooms.history(request.room, request.before, request.limit)
+        except StoreUnavailable:
+            raise BadRequest("unavailable", "the room store cannot be reached; try again", request.id) from None
         self.member.send(protocol.history(request.room, frames, request.id))
 
     async def leave_all(self) -> None:
@@ -137,4 +143,5 @@ class Connection:
             return
         rooms, self.rooms = self.rooms, set()
         for room in rooms:
-            await self.ctx.rooms.leave(self.member, self.user, room)
+            with contextlib.suppress(StoreUnavailable):
+                await self.ctx.rooms.leave(self.member, self.user, room)

@@ -32,14 +32,13 @@ import contextlib
 import enum
 import logging
 from collections import deque
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Final
 
 from asgiref.typing import WebSocketSendEvent
 
 from ..asgi.errors import Disconnected, Refusal, TryAgainLater
-from ..asgi.session import Session
+from ..asgi.session import PendingSend, Session
 from ..ops.metrics import Metrics
 
 logger = logging.getLogger("asgi_chat")
@@ -118,6 +117,7 @@ class Member:
     """
 
     __slots__ = (
+        "_pending",
         "_reader",
         "_writer",
         "fanout",
@@ -142,6 +142,7 @@ class Member:
         self.send_started: float | None = None  # when the send now waiting began (WAITING only)
         self._reader: asyncio.Task[object] | None = None
         self._writer: asyncio.Task[None] | None = None  # exists only while WAITING
+        self._pending: PendingSend | None = None  # the waiting send, until its writer takes it
 
     def _enter(self, event: str) -> None:
         self.state = FLOW[(self.state, event)]  # a KeyError here is a bug in this class
@@ -163,11 +164,24 @@ class Member:
         elif self.state is WAITING:
             self._enqueue(message)
 
-    def _wait_for_room(self, rest: Awaitable[None]) -> None:
+    def backlogged(self) -> bool:
+        """Half the outbox the policy allows is taken: a producer that can wait should wait."""
+        if self.outbox is None:
+            return False
+        policy = self.fanout.policy
+        return len(self.outbox) * 2 >= policy.max_messages or self.queued_bytes * 2 >= policy.max_bytes
+
+    async def drained(self) -> None:
+        """Wait until nothing waits for this member any more (or it ended)."""
+        while self.state is WAITING and self._writer is not None:
+            await asyncio.wait((self._writer,))
+
+    def _wait_for_room(self, rest: PendingSend) -> None:
         """The connection's buffer is full: a writer task finishes this send when there is room,
         sends whatever queued behind it, and ends."""
         self._enter("send waits")
         self.send_started = asyncio.get_running_loop().time()
+        self._pending = rest
         self._writer = asyncio.create_task(self._write(rest))
 
     def _enqueue(self, message: Outgoing) -> None:
@@ -181,8 +195,9 @@ class Member:
         self.queued_bytes += message.size
         self.fanout.metrics.outbox_depth_max = max(self.fanout.metrics.outbox_depth_max, len(self.outbox))
 
-    async def _write(self, rest: Awaitable[None]) -> None:
+    async def _write(self, rest: PendingSend) -> None:
         loop = asyncio.get_running_loop()
+        self._pending = None
         try:
             await rest
             while self.outbox:
@@ -226,6 +241,9 @@ class Member:
         self.queued_bytes = 0
         if self._writer is not None:
             self._writer.cancel()
+        pending, self._pending = self._pending, None
+        if pending is not None:  # the writer never ran: nobody else will end that send
+            pending.abandon()
 
     async def __aenter__(self) -> Member:
         self._reader = asyncio.current_task()

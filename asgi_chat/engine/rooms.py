@@ -18,6 +18,7 @@ store on the network it can, and the buffer is what makes that safe.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 from ..endpoints import protocol
@@ -26,7 +27,7 @@ from .fanout import Member, Outgoing, outgoing
 from .replay import Stored, Window, plan, want
 from .stores import RoomStore
 
-Buffer = list[tuple[int, Outgoing]]  # what reaches a room while a member joins: (offset, frame), 0: presence
+Buffer = deque[tuple[int, Outgoing]]  # what reaches a room while a member joins: (offset, frame), 0: presence
 
 
 @dataclass(slots=True)
@@ -127,7 +128,7 @@ class Rooms:
         """Seat ``member`` in the room and send ``joined``, the replay, then live messages."""
         local = self._rooms.setdefault(request.room, Room())
         local.users[member] = user
-        local.joining[member] = []
+        local.joining[member] = deque()
         try:
             presence = await self.store.enter(request.room, user)
         except BaseException:
@@ -141,12 +142,10 @@ class Rooms:
             await self.store.exit(request.room, user)
             raise
         member.send(protocol.joined(request.room, window.epoch, window.top, presence, request.request_id))
-        self._replay(member, request, window, local.joining.get(member, []))
+        await self._replay(member, request, window, local.joining.get(member, deque()))
         local.go_live(member)
 
-    def _replay(
-        self, member: Member, request: JoinRequest, window: Window, buffered: list[tuple[int, Outgoing]]
-    ) -> None:
+    async def _replay(self, member: Member, request: JoinRequest, window: Window, buffered: Buffer) -> None:
         """The replay's gaps and messages, then what was published while joining, once each."""
         replay = plan(window, request.since)
         if replay.reset:
@@ -154,10 +153,11 @@ class Rooms:
         for gap in replay.gaps:
             member.send(protocol.gap(request.room, gap.first, gap.last, gap.reason))
         for stored in replay.messages:
-            member.offer(outgoing(stored.frame))
-        for offset, message in buffered:
+            await _paced(member, outgoing(stored.frame))
+        while buffered:  # what came while joining, and while the replay waited for the client
+            offset, message = buffered.popleft()
             if offset == 0 or offset > window.top:  # presence, or a message the window did not hold
-                member.offer(message)
+                await _paced(member, message)
 
     async def leave(self, member: Member, user: str, room: str) -> None:
         local = self._rooms.get(room)
@@ -175,3 +175,16 @@ class Rooms:
 
     async def history(self, room: str, before: int, limit: int) -> list[str]:
         return [stored.frame for stored in await self.store.before(room, before, limit)]
+
+
+async def _paced(member: Member, message: Outgoing) -> None:
+    """Offer a replayed line, and wait for the client to take some once half its outbox is full.
+
+    A replay is up to replay_max lines at once: offered in one go, it could fill the outbox of a
+    client that reads at a normal pace and get it dropped as a slow consumer. Meanwhile the live
+    lines wait in the joining member's buffer, so the order still holds; a client that really
+    stopped reading is dropped by the send watchdog as ever.
+    """
+    member.offer(message)
+    if member.backlogged():
+        await member.drained()

@@ -89,6 +89,7 @@ class MemoryStore:
     # --- presence -------------------------------------------------------------------------
 
     async def enter(self, room: str, user: str) -> list[str]:
+        self._sweep()  # an idle room entered again is forgotten first: a new epoch, not old history
         state = self._rooms.get(room) or self._create(room)
         self._idle.pop(room, None)
         state.users[user] += 1
@@ -110,7 +111,6 @@ class MemoryStore:
             self._listener.presence(room, user, event)
 
     def _create(self, room: str) -> _Room:
-        self._sweep()
         if self.settings.max_rooms and len(self._rooms) >= self.settings.max_rooms:
             raise RoomLimit(f"this server holds {len(self._rooms)} rooms, its limit")
         state = self._rooms[room] = _Room()
