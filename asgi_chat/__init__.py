@@ -27,7 +27,7 @@ from .engine.hub import Hub
 from .engine.rooms import Rooms
 from .engine.stores import RoomStore, store_from_url
 from .ops.deferred import DeferredApp
-from .ops.metrics import Metrics
+from .ops.metrics import Exposition, Metrics
 from .ops.security import ConnectionLimits, CredentialVerifier, OriginPolicy, TokenSet, any_credential
 from .ops.settings import Settings, from_env
 from .web.assets import Assets
@@ -54,12 +54,15 @@ def create_app(
     metrics = Metrics()
     policy = SlowConsumerPolicy(settings.outbox_max_messages, settings.outbox_max_bytes, settings.send_timeout)
     fanout = Fanout(policy, metrics)
+    hub = Hub(fanout, broker or broker_from_url(settings.broker_url))
+    store = store or store_from_url(settings.broker_url, settings, protocol.msg)
     ctx = Context(
         settings=settings,
         metrics=metrics,
+        exposition=Exposition(metrics, hub.broker, store),
         fanout=fanout,
-        hub=Hub(fanout, broker or broker_from_url(settings.broker_url)),
-        rooms=Rooms(store or store_from_url(settings.broker_url, settings, protocol.msg), settings),
+        hub=hub,
+        rooms=Rooms(store, settings),
         assets=Assets(),
         origins=OriginPolicy(settings.allowed_origins),
         limits=ConnectionLimits(settings.max_connections, settings.max_connections_per_address),

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from .engine.fanout import Fanout
 from .engine.hub import Hub
 from .engine.rooms import Rooms
-from .ops.metrics import Metrics
+from .ops.metrics import Exposition, Metrics
 from .ops.security import ConnectionLimits, CredentialVerifier, OriginPolicy
 from .ops.settings import Settings
 from .web.assets import Assets
@@ -17,6 +17,7 @@ from .web.assets import Assets
 class Context:
     settings: Settings
     metrics: Metrics
+    exposition: Exposition  # the metrics in Prometheus' format, summed over workers if several
     fanout: Fanout  # every member of every chat: outboxes and the slow-consumer policy
     hub: Hub  # the tutorial chat
     rooms: Rooms  # the rooms of asgi-chat.v1

@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import difflib
+import itertools
+import json
 import logging
 import re
 import sys
@@ -31,6 +33,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from asgi_chat import Settings, create_app
+from asgi_chat.endpoints import protocol
+from asgi_chat.engine.stores.memory import MemoryStore
 from asgi_chat.ops.trace import Describer, Trace
 from tests.helpers import TIMEOUT, LifespanClient, WebSocketClient, free_port, wait_until
 
@@ -39,7 +43,7 @@ WIDTH = 100  # the paragraphs' line length
 TOKEN = "s3cret-token"  # the credential every scenario uses; the trace prints it as [redacted]
 _TIME = re.compile(r"^(#\d+) \+\d+\.\d{3}s ", re.MULTILINE)
 # The wire lines quote texts the way the trace does, but as the client sees them: unredacted.
-_SHOW = Describer(str, 60)
+_SHOW = Describer(str, 200)
 
 
 # --- the ASGI side: the app through the trace, the server played by the script ---------------------
@@ -50,8 +54,9 @@ class Stage:
 
     def __init__(self, settings: Settings) -> None:
         self.lines: list[str] = []
-        self.app = create_app(replace(settings, trace=False))
-        self.traced = Trace(self.app, write=self.lines.append)
+        self.app = create_app(replace(settings, trace=False), store=predictable_store(settings))
+        # JSON frames are shown whole: cut at the trace's usual 60 characters, they would say little.
+        self.traced = Trace(self.app, write=self.lines.append, limit=200)
 
     def client(self, path: str, *, stalled: bool = False, **scope: Any) -> WebSocketClient:
         """A client; ``stalled`` is one that stopped reading: the server's every data send blocks."""
@@ -73,6 +78,12 @@ def _stalled(app: ASGI3Application) -> ASGI3Application:
     return stalled_app
 
 
+def predictable_store(settings: Settings) -> MemoryStore:
+    """The memory store with a fixed clock and numbered epochs, so that every run reads the same."""
+    epochs = (f"epoch{number:011d}" for number in itertools.count(1))
+    return MemoryStore(settings, protocol.msg, wall_ms=lambda: 1_796_256_000_000, epochs=lambda: next(epochs))
+
+
 # --- the wire side: a real uvicorn and a real client ------------------------------------------------
 
 
@@ -80,7 +91,7 @@ def _stalled(app: ASGI3Application) -> ASGI3Application:
 async def served(settings: Settings) -> AsyncIterator[uvicorn.Server]:
     """The app under uvicorn (websockets-sansio) on 127.0.0.1, in this process and event loop."""
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings, store=predictable_store(settings)),
         host="127.0.0.1",
         port=free_port(),
         ws="websockets-sansio",
@@ -318,6 +329,74 @@ async def lifespan_wire(wire: Wire) -> None:
     await peer.closed()
 
 
+V1: dict[str, Any] = {"subprotocols": [protocol.SUBPROTOCOL]}
+
+
+def _json(**frame: object) -> str:
+    return json.dumps(frame, separators=(",", ":"))
+
+
+async def rooms_asgi(stage: Stage) -> None:
+    ada, bob = stage.client("/chat/ws", **V1), stage.client("/chat/ws", **V1)
+    for client, name in ((ada, "ada"), (bob, "bob")):
+        await client.accept()
+        await client.send(_json(type="hello", user=name))
+        await client.receive()
+        await client.send(_json(type="join", room="lobby", id=f"j-{name}"))
+        await client.receive()
+    await ada.receive()  # bob's presence
+    await ada.send(_json(type="say", room="lobby", text="hi bob", id="s1"))
+    await ada.receive_many(2)  # the msg, then the ack
+    await bob.receive()
+    await bob.disconnect(1000)
+    await ada.receive()  # bob left
+    await ada.disconnect(1000)
+
+
+async def rooms_wire(wire: Wire) -> None:
+    ada = await wire.open("ada", "/chat/ws", **V1)
+    bob = await wire.open("bob", "/chat/ws", **V1)
+    assert ada is not None
+    assert bob is not None
+    for peer, name in ((ada, "ada"), (bob, "bob")):
+        await peer.send(_json(type="hello", user=name))
+        await peer.receive()
+        await peer.send(_json(type="join", room="lobby", id=f"j-{name}"))
+        await peer.receive()
+    await ada.receive()
+    await ada.send(_json(type="say", room="lobby", text="hi bob", id="s1"))
+    await ada.receive(2)
+    await bob.receive()
+    await bob.close()
+    await ada.receive()
+    await ada.close()
+
+
+async def resume_asgi(stage: Stage) -> None:
+    ada = stage.client("/chat/ws", **V1)
+    await ada.accept()
+    await ada.send(_json(type="hello", user="ada"))
+    await ada.send(_json(type="join", room="lobby"))
+    await ada.receive_many(2)
+    for n in range(1, 4):
+        await ada.send(_json(type="say", room="lobby", text=f"line {n}"))
+        await ada.receive_many(2)
+    bob = stage.client("/chat/ws", **V1)
+    await bob.accept()
+    await bob.send(_json(type="hello", user="bob"))
+    await bob.receive()
+    await bob.send(_json(type="join", room="lobby", since={"epoch": "epoch00000000001", "offset": 0}))
+    await bob.receive_many(4)  # joined, the gap, lines 2 and 3
+    await bob.send(_json(type="leave", room="lobby"))
+    await bob.receive()
+    await bob.send(_json(type="join", room="lobby", since={"epoch": "from-before-a-restart", "offset": 3}))
+    await bob.receive_many(2)  # joined, reset
+    await ada.receive_many(2)  # bob's presence: join, leave (the second join is announced too)
+    await bob.disconnect(1000)
+    await ada.receive_many(1)
+    await ada.disconnect(1000)
+
+
 SCENARIOS = (
     Scenario(
         "Lifespan: start-up, and shutdown with a client connected",
@@ -399,6 +478,28 @@ SCENARIOS = (
         " larger one closes with 1009 (message too big).",
         "/ws",
         "x" * 70_000,
+    ),
+    Scenario(
+        "Rooms (`asgi-chat.v1`): hello, join, presence, say",
+        "`/chat/ws` speaks JSON on the subprotocol `asgi-chat.v1`, which the client offers and the"
+        " server accepts. A client says hello with a name, joins a room (`joined` carries the"
+        " room's epoch, its top offset and who is there), and every member, the sender included,"
+        " gets each line as `msg` with its offset; the sender also gets an `ack`. The others hear"
+        " of a name's first connection in the room and of its last one leaving (`presence`).",
+        rooms_asgi,
+        rooms_wire,
+    ),
+    Scenario(
+        "Rooms: resume, trimmed history, reset",
+        "A client resuming with `since: {epoch, offset}` gets every message after that offset, and"
+        " what history no longer holds is named first as a `gap` with exact bounds (here"
+        " `ASGI_CHAT_HISTORY_MESSAGES=2`, so line 1 is gone). A position from another epoch (a"
+        " restarted memory store, a forgotten room) gets `gap` `reset` with the epoch now in force,"
+        " and live messages only.",
+        resume_asgi,
+        None,
+        Settings(history_messages=2),
+        wire_note="No wire run here: the ASGI run shows the same frames a client would see.",
     ),
     Scenario(
         "Closed: a slow consumer",

@@ -1,4 +1,4 @@
-"""Helpers shared by the test levels: a friendly ASGI communicator and real servers on free ports.
+"""Helpers shared by the test levels: the one fake server, ASGI communicators, real servers on free ports.
 
 One timeout unit for the whole suite (``TIMEOUT``): every wait is bounded by it, none is a sleep.
 """
@@ -13,18 +13,19 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 from asgiref.testing import ApplicationCommunicator
-from asgiref.typing import ASGI3Application, WebSocketScope
+from asgiref.typing import ASGI3Application, ASGIReceiveEvent, ASGISendEvent, WebSocketScope
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 5.0  # seconds: the longest any single expected event may take
-QUIET = 0.1  # seconds of silence that count as "nothing was sent" (receive_nothing)
+QUIET = 0.1  # seconds of silence that count as "nothing was sent" (WebSocketClient.nothing)
 
 
 # --- ASGI level --------------------------------------------------------------------------------
@@ -54,16 +55,93 @@ def websocket_scope(
     }
 
 
-class WebSocketClient:
-    """In the spirit of channels' WebsocketCommunicator: ``connect``, ``send``, ``receive``,
-    ``disconnect`` over asgiref's ApplicationCommunicator, returning plain values."""
+SendMode = Literal["ok", "block", "gate", "raise"]
 
-    def __init__(self, app: ASGI3Application, path: str, **scope: Any) -> None:
-        self.communicator = ApplicationCommunicator(app, websocket_scope(path, **scope))
+
+class WebSocketClient:
+    """The server's side of one WebSocket connection over ASGI: the suite's one fake server.
+
+    The app under test gets :meth:`asgi_receive` and :meth:`asgi_send` as its ``receive`` and
+    ``send``: given an ``app``, it runs at once as :attr:`task`, on a scope from
+    :func:`websocket_scope`; a unit test hands them to a ``Session`` itself. The test plays the
+    client, in the spirit of channels' WebsocketCommunicator: ``connect``, ``send`` and
+    ``disconnect`` queue what the app receives (``feed`` any event, ``leave`` a disconnect
+    without waiting for the app), and ``output``, ``receive`` and ``receive_close`` read what it
+    sent, all of which :attr:`sent` records in order. Every wait is bounded by ``TIMEOUT``.
+
+    ``script`` is what the app receives first; with ``then_gone``, a receive with nothing left
+    to hand over returns a disconnect (1006), as a real server does once the peer has gone.
+
+    What the app's sends do, for the slow-consumer tests, is :attr:`mode`: ``"ok"`` delivers at
+    once, ``"block"`` never returns (a client that stopped reading), ``"gate"`` waits until
+    :attr:`room` is set (a full buffer that drains later), ``"raise"`` raises :attr:`error`
+    (OSError by default: a client that is gone, as ASGI 2.4 servers report it). The mode applies
+    to the message types in ``affects``, data sends by default, so that a close still comes
+    through; :attr:`data_sends` counts the ``websocket.send`` calls that reached this server,
+    however they ended.
+    """
+
+    def __init__(
+        self,
+        app: ASGI3Application | None = None,
+        path: str = "/ws",
+        *,
+        script: Iterable[Mapping[str, Any]] = (),
+        then_gone: bool = False,
+        mode: SendMode = "ok",
+        error: BaseException | None = None,
+        affects: Collection[str] = ("websocket.send",),
+        **scope: Any,
+    ) -> None:
+        self.scope = websocket_scope(path, **scope)
+        self.then_gone = then_gone
+        self.mode: SendMode = mode
+        self.error = error if error is not None else OSError("peer gone")
+        self.affects = frozenset(affects)
+        self.room = asyncio.Event()  # for mode "gate"
+        self.sent: list[ASGISendEvent] = []
+        self.data_sends = 0
+        self._inbox: asyncio.Queue[ASGIReceiveEvent] = asyncio.Queue()
+        self._unread: deque[ASGISendEvent] = deque()
+        self._changed = asyncio.Event()  # set when the app sends something, or ends
+        self.task: asyncio.Future[None] | None = None
+        for event in script:
+            self.feed(event)
+        if app is not None:
+            self.task = asyncio.ensure_future(app(self.scope, self.asgi_receive, self.asgi_send))
+            self.task.add_done_callback(lambda _: self._changed.set())
+
+    # --- the server's receive and send, as the app sees them ------------------------------------
+
+    async def asgi_receive(self) -> ASGIReceiveEvent:
+        if self.then_gone and self._inbox.empty():
+            return {"type": "websocket.disconnect", "code": 1006, "reason": ""}
+        return await self._inbox.get()
+
+    async def asgi_send(self, message: ASGISendEvent) -> None:
+        if message["type"] == "websocket.send":
+            self.data_sends += 1
+        if message["type"] in self.affects:
+            if self.mode == "block":
+                await asyncio.Event().wait()  # never set: this send never returns
+            elif self.mode == "gate":
+                await self.room.wait()
+            elif self.mode == "raise":
+                raise self.error
+        self.sent.append(message)
+        self._unread.append(message)
+        self._changed.set()
+
+    # --- the client's side ------------------------------------------------------------------------
+
+    def feed(self, event: Mapping[str, Any]) -> None:
+        """An event for the app's next ``receive``, well-formed or not: the app must cope with either."""
+        self._check_app()
+        self._inbox.put_nowait(cast(ASGIReceiveEvent, event))
 
     async def connect(self) -> dict[str, Any]:
         """Send ``websocket.connect``; return the app's answer (an accept or a close)."""
-        await self.communicator.send_input({"type": "websocket.connect"})
+        self.feed({"type": "websocket.connect"})
         return await self.output()
 
     async def accept(self) -> dict[str, Any]:
@@ -72,10 +150,25 @@ class WebSocketClient:
         return answer
 
     async def send(self, text: str | None = None, data: bytes | None = None) -> None:
-        await self.communicator.send_input({"type": "websocket.receive", "text": text, "bytes": data})
+        self.feed({"type": "websocket.receive", "text": text, "bytes": data})
+
+    def leave(self, code: int = 1000) -> None:
+        """The peer has gone: the app's next receive is a disconnect. Does not wait for the app."""
+        self.feed({"type": "websocket.disconnect", "code": code, "reason": ""})
+
+    async def disconnect(self, code: int = 1000) -> None:
+        """Tell the app the peer has gone, then wait for the app to finish."""
+        self.leave(code)
+        await self.finished()
 
     async def output(self) -> dict[str, Any]:
-        return dict(await self.communicator.receive_output(TIMEOUT))
+        """The app's next message, whatever its type; raises what the app raised, if it crashed."""
+        if not await self._arrival(TIMEOUT, until_the_app_ends=True):
+            self._check_app()
+            if self.task is not None and self.task.done():
+                raise AssertionError("the app returned without sending anything more")
+            raise TimeoutError(f"the app sent nothing within {TIMEOUT} s")
+        return dict(self._unread.popleft())
 
     async def receive(self) -> str:
         """The next text message; fails on anything else."""
@@ -93,16 +186,38 @@ class WebSocketClient:
         return message.get("code", 1000), message.get("reason") or ""
 
     async def nothing(self) -> bool:
-        return bool(await self.communicator.receive_nothing(QUIET))
-
-    async def disconnect(self, code: int = 1000) -> None:
-        """Tell the app the peer has gone, then wait for the app to finish."""
-        await self.communicator.send_input({"type": "websocket.disconnect", "code": code, "reason": ""})
-        await self.communicator.wait(TIMEOUT)
+        """True when the app sends nothing (more) for QUIET seconds; leaves what it sent unread."""
+        return not await self._arrival(QUIET, until_the_app_ends=False)
 
     async def finished(self) -> None:
-        """Wait for the app's coroutine to return (it must, after a close)."""
-        await self.communicator.wait(TIMEOUT)
+        """Wait (bounded) for the app's coroutine to return, and raise what it raised."""
+        assert self.task is not None, "no app runs on this connection"
+        try:
+            async with asyncio.timeout(TIMEOUT):
+                await self.task  # on the timeout, this cancels the app
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the test itself is being cancelled
+            raise AssertionError("the app ended cancelled") from None
+
+    async def _arrival(self, within: float, *, until_the_app_ends: bool) -> bool:
+        """Wait up to ``within`` seconds for a message not yet read; whether there is one."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                while not self._unread:
+                    if until_the_app_ends and self.task is not None and self.task.done():
+                        break
+                    self._changed.clear()
+                    await self._changed.wait()
+        return bool(self._unread)
+
+    def _check_app(self) -> None:
+        """Raise what the app raised, if it has ended by an exception (or a cancellation)."""
+        if self.task is not None and self.task.done():
+            if self.task.cancelled():
+                raise AssertionError("the app ended cancelled")
+            self.task.result()
 
 
 async def accepted(app: ASGI3Application, *paths: str) -> list[WebSocketClient]:

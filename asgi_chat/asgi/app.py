@@ -26,6 +26,7 @@ from asgiref.typing import (
 from ..context import Context
 from ..endpoints import chat, tutorial
 from ..endpoints.tutorial import WebSocketEndpoint
+from ..ops.forwarded import untrusted_proxy
 from ..ops.logs import install_redaction
 from ..ops.security import InboundGuard
 from ..ops.trace import Trace
@@ -110,6 +111,7 @@ class ChatApp:
             self.sessions.add(session)
             try:
                 await session.wait_connect()
+                untrusted_proxy.check(scope.get("client"), scope["headers"])  # behind a proxy: said once
                 self.ctx.origins.check(scope["headers"], scope.get("scheme") or "ws")
                 ticket = self.ctx.limits.acquire(scope.get("client"))
                 await self._endpoint(session)
@@ -119,6 +121,7 @@ class ChatApp:
                 pass  # the peer left: nothing to answer, nothing to log
             except ProtocolError as error:
                 logger.warning("websocket %s: ASGI protocol error: %s", _where(scope), error)
+                self.ctx.metrics.closes[int(CloseCode.INTERNAL_ERROR)] += 1
                 await session.close(CloseCode.INTERNAL_ERROR, "internal error")
             finally:
                 self.sessions.discard(session)
@@ -127,6 +130,9 @@ class ChatApp:
 
     async def _refuse(self, session: Session, refusal: Refusal) -> None:
         logger.info("websocket %s closed with %d: %s", _where(session.scope), refusal.code, refusal.reason)
+        # Every refusal and every close the app decides ends here, a slow consumer's 1013 too
+        # (the fan-out's drop raises it in the member's reader): counted once, by code.
+        self.ctx.metrics.closes[int(refusal.code)] += 1
         await session.close(refusal.code, refusal.reason)
 
     def _endpoint(self, session: Session) -> Awaitable[None]:
@@ -165,6 +171,7 @@ class ChatApp:
             logger.warning("ASGI_CHAT_ALLOWED_ORIGINS contains '*': any web page may open a WebSocket here")
         await self.ctx.hub.start()
         await self.ctx.rooms.open()
+        self.ctx.exposition.start()  # under several workers, a periodic metrics sync
 
     async def shutdown(self) -> None:
         """Close every WebSocket still open with 1001 (going away), then the broker.
@@ -176,6 +183,7 @@ class ChatApp:
         open_sessions = [session for session in self.sessions if session.state is State.OPEN]
         await asyncio.gather(*(session.close(going_away.code, going_away.reason) for session in open_sessions))
         await self.ctx.hub.stop()
+        await self.ctx.exposition.stop()
         await self.ctx.rooms.close()
 
 

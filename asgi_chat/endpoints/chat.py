@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from ..asgi.errors import PolicyViolation, TryAgainLater
 from ..asgi.session import Session
@@ -115,10 +116,13 @@ class Connection:
 
     async def _say(self, user: str, request: Say) -> None:
         self._joined(request.room, request.id)
+        received_at = self.ctx.metrics.line_clock()  # 1 line in 16, for the delivery-time histogram
         try:
             offset, _ = await self.ctx.rooms.say(request.room, user, request.text, request.id)
         except StoreUnavailable:
             raise BadRequest("unavailable", "the room store cannot be reached: not sent", request.id) from None
+        if received_at is not None:  # the memory store has offered it to every member by now
+            self.ctx.metrics.observe_line(time.monotonic() - received_at)
         self.member.send(protocol.ack(request.room, offset, request.id))
 
     async def _leave(self, user: str, request: Leave) -> None:

@@ -86,8 +86,9 @@ async def chat(session: Session, ctx: Context, *, client_id: int) -> None:
     async with ctx.hub.member(session, client_id) as member:
         while True:
             text = require_text(await session.receive_message())
+            received_at = ctx.metrics.line_clock()  # a time for one line in 16 (its delivery is timed), else None
             member.send(f"You wrote: {text}")
-            await ctx.hub.broadcast(f"Client #{client_id} says: {text}")
+            await ctx.hub.broadcast(f"Client #{client_id} says: {text}", received_at)
             # Let the line go out before reading the next one. receive() does not yield while
             # the server holds more messages, so without this a burst would be read whole before
             # the hub's listener ran: the sender would get "You wrote" for every line before

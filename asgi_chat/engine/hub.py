@@ -13,9 +13,10 @@ sender's lines in the order the broker delivered them, which is publishing order
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 from typing import Final
 
 from ..asgi.errors import CloseCode
@@ -40,6 +41,7 @@ class Hub:
         self._on_demand = False  # started by a join rather than lifespan: stops with the last member
         self._start_lock = asyncio.Lock()
         self._resources = AsyncExitStack()
+        self._timed: tuple[str, float] | None = None  # the sampled line on its way: (text, received at)
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -66,16 +68,10 @@ class Hub:
 
     # --- membership -----------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def member(self, session: Session, client_id: int) -> AsyncIterator[Member]:
+    def member(self, session: Session, client_id: int) -> Membership:
         """``async with hub.member(session, client_id) as member:`` is being in the chat; leaving
         the block leaves it, announced to the others (see _announces)."""
-        async with self.fanout.member(session, f"client #{client_id}") as member:
-            self._add(member, client_id)
-            try:
-                yield member
-            finally:
-                await self._remove(member, client_id)
+        return Membership(self, self.fanout.member(session, f"client #{client_id}"), client_id)
 
     def _add(self, member: Member, client_id: int) -> None:
         self._members[member] = None
@@ -117,8 +113,15 @@ class Hub:
 
     # --- messages -------------------------------------------------------------------------
 
-    async def broadcast(self, text: str) -> None:
-        """Send ``text`` to everyone in the chat, in every process the broker reaches."""
+    async def broadcast(self, text: str, received_at: float | None = None) -> None:
+        """Send ``text`` to everyone in the chat, in every process the broker reaches.
+
+        ``received_at`` (from ``Metrics.line_clock``, set for one line in 16) times this line
+        until its last local recipient's send: one slot, so a sampled line that never comes back
+        (dropped by the broker) is simply replaced by the next.
+        """
+        if received_at is not None:
+            self._timed = (text, received_at)
         await self.broker.publish(CHANNEL, text)
 
     async def _listen(self, messages: AsyncIterator[str]) -> None:
@@ -131,3 +134,36 @@ class Hub:
         message = outgoing(text)
         for member in self.members:
             member.offer(message)
+        # Once per line, not per recipient: a None check, unless this is the sampled line.
+        if self._timed is not None and self._timed[0] == text:
+            self.fanout.metrics.observe_line(time.monotonic() - self._timed[1])
+            self._timed = None
+
+
+class Membership:
+    """Being in the tutorial chat, as an async context manager around the fan-out's member.
+
+    A small class rather than ``@asynccontextmanager``: an idle chat connection keeps this for
+    its whole life, and a suspended generator frame would cost it about a kilobyte more.
+    """
+
+    __slots__ = ("client_id", "hub", "member")
+
+    def __init__(self, hub: Hub, member: Member, client_id: int) -> None:
+        self.hub = hub
+        self.member = member
+        self.client_id = client_id
+
+    async def __aenter__(self) -> Member:
+        await self.member.__aenter__()
+        self.hub._add(self.member, self.client_id)
+        return self.member
+
+    async def __aexit__(
+        self, error_type: type[BaseException] | None, error: BaseException | None, traceback: object
+    ) -> None:
+        try:
+            await self.hub._remove(self.member, self.client_id)
+        finally:
+            # Last: it may replace the fan-out's own cancellation with its reason (fanout.Member).
+            await self.member.__aexit__(error_type, error, traceback)

@@ -109,9 +109,10 @@ class Rooms:
         self._tell(room, protocol.gap(room, first, last, reason))
 
     def reset(self, room: str, epoch: str) -> None:
-        self._tell(room, protocol.reset(room, epoch))
+        # Not to members still joining: their window, read in the new epoch, says so already.
+        self._tell(room, protocol.reset(room, epoch), joining_too=False)
 
-    def _tell(self, room: str, frame: str) -> None:
+    def _tell(self, room: str, frame: str, *, joining_too: bool = True) -> None:
         """A frame for every member of the room here, in order with its messages."""
         local = self._rooms.get(room)
         if local is None:
@@ -119,7 +120,7 @@ class Rooms:
         message = outgoing(frame)
         for member in local.live:
             member.offer(message)
-        for buffer in local.joining.values():
+        for buffer in local.joining.values() if joining_too else ():
             buffer.append((0, message))
 
     # --- what a connection does -----------------------------------------------------------

@@ -1,7 +1,8 @@
 """The command line, ``python -m asgi_chat``: uvicorn with the package's logging set-up.
 
 ``uvicorn asgi_chat:app`` stays the primary way to run the chat; this adds the options that
-need the package's help: the redacting logging configuration, the ASGI trace and the broker.
+need the package's help: the redacting logging configuration, the ASGI trace and the broker,
+and uvicorn's ``--forwarded-allow-ips`` for a reverse proxy (docs/deploy/nginx.conf).
 Options that configure the app travel as ``ASGI_CHAT_*`` environment variables, because
 with ``--workers`` each worker is a new process that builds its own app from the environment.
 """
@@ -15,13 +16,17 @@ from collections.abc import MutableMapping, Sequence
 import uvicorn
 from uvicorn.config import LOG_LEVELS, WS_PROTOCOLS
 
-from ..engine.brokers import broker_from_url
+from .. import create_app
+from .deferred import CONFIGURATION_ERRORS
 from .logs import LOG_CONFIG_PATH
-from .settings import PREFIX, SettingsError, from_env
+from .metrics import multiprocess_metrics
+from .settings import PREFIX, from_env
 
-# The app each process serves. A factory rather than ``asgi_chat:app``: ``python -m asgi_chat``
-# has imported the package (and built ``app``) before the options below reach the environment.
-APP_FACTORY = "asgi_chat:create_app"
+# The app each process serves: the DeferredApp (ops/deferred.py), built from the environment on
+# its first scope, after the options below have reached the environment. A worker that cannot use
+# a setting then answers lifespan.startup.failed with one line, which uvicorn prints before it
+# exits, rather than a traceback from loading an app factory.
+APP = "asgi_chat:app"
 UVICORN_WS_MAX_SIZE = 16 * 1024 * 1024  # uvicorn's default, kept when ASGI_CHAT_MAX_MESSAGE_BYTES=0
 
 
@@ -58,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="uvicorn's WebSocket implementation (default: %(default)s)",
     )
     add("--log-level", choices=list(LOG_LEVELS), default="info", help="uvicorn's log level (default: %(default)s)")
+    add(
+        "--forwarded-allow-ips",
+        metavar="ADDRS",
+        help="comma-separated addresses or networks of the reverse proxies whose X-Forwarded-For and"
+        " X-Forwarded-Proto to believe, so that each client counts as its own address (uvicorn's option;"
+        " default: $FORWARDED_ALLOW_IPS, else 127.0.0.1,::1)",
+    )
     return parser
 
 
@@ -83,22 +95,28 @@ def main(argv: Sequence[str] | None = None, environ: MutableMapping[str, str] = 
     args = parser.parse_args(argv)
     environ.update(app_environment(args))
     try:
-        # Check the settings here, where a mistake reads as a usage error, rather than in
-        # each worker, where uvicorn would report it as a failure to import the app.
+        # Build an app here as each worker will, so that a setting it cannot use is one line and
+        # exit status 2 before anything starts, not a failure in every worker.
         settings = from_env(environ)
-        broker_from_url(settings.broker_url)
-    except (SettingsError, ValueError, ImportError) as exc:
-        parser.error(str(exc))
-    uvicorn.run(
-        APP_FACTORY,
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        ws=args.ws,
-        log_level=args.log_level,
-        log_config=str(LOG_CONFIG_PATH),
-        # The server refuses an oversized message (1009) as it arrives, instead of buffering up
-        # to its own 16 MiB default before the app can look at it.
-        ws_max_size=settings.max_message_bytes or UVICORN_WS_MAX_SIZE,
-    )
+        create_app(settings)
+        # Several workers add their metrics up through files in one directory (ops/metrics.py).
+        metrics_files = multiprocess_metrics(args.workers, environ)
+    except CONFIGURATION_ERRORS as exc:
+        # The reason names the variable, its value and what it expects: the usage of the options
+        # would not help with it.
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    with metrics_files:
+        uvicorn.run(
+            APP,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            ws=args.ws,
+            log_level=args.log_level,
+            log_config=str(LOG_CONFIG_PATH),
+            # None: uvicorn's own default, $FORWARDED_ALLOW_IPS or else 127.0.0.1,::1.
+            forwarded_allow_ips=args.forwarded_allow_ips,
+            # The server refuses an oversized message (1009) as it arrives, instead of buffering up
+            # to its own 16 MiB default before the app can look at it.
+            ws_max_size=settings.max_message_bytes or UVICORN_WS_MAX_SIZE,
+        )

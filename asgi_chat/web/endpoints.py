@@ -6,6 +6,7 @@ asgi/app.py sends the response.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -13,7 +14,7 @@ from http import HTTPStatus
 from ..asgi.responses import Response, json_response, not_found
 from ..asgi.routing import PathParams
 from ..context import Context
-from ..ops.metrics import Sample, prometheus_text
+from ..ops.metrics import TEXT_FORMAT
 
 # path -> file: the tutorial's three pages.
 PAGES = {"/": "chat.html", "/echo": "echo.html", "/items": "items.html", "/chat": "rooms.html"}
@@ -40,26 +41,23 @@ async def asset(request: HttpRequest, ctx: Context) -> Response:
 
 
 async def healthz(request: HttpRequest, ctx: Context) -> Response:
-    """200 while the app can serve its chat; 503 while the broker is down (other processes cut off)."""
-    healthy = ctx.hub.broker.healthy
+    """200 while the app can serve its chats; 503 while the broker or the rooms' store is down.
+
+    The figures are this worker's (``pid`` says which one answered); ``/metrics`` adds workers up.
+    """
+    broker, store = ctx.hub.broker, ctx.rooms.store
+    healthy = broker.healthy and store.healthy
     body: dict[str, object] = {
         "status": "ok" if healthy else "degraded",
-        "connections": ctx.metrics.connections,
+        "pid": os.getpid(),
+        "broker": "up" if broker.healthy else "down",
+        "broker_dropped": broker.dropped,
+        "rooms": "up" if store.healthy else "down",  # the rooms' store: memory, or Redis
     }
-    body["broker"] = "up" if healthy else "down"
     body.update(ctx.metrics.as_dict())
     return json_response(HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE, body)
 
 
 async def metrics(request: HttpRequest, ctx: Context) -> Response:
-    broker = ctx.hub.broker
-    extra = [
-        Sample("asgi_chat_broker_up", "gauge", "1 while the broker is reachable, else 0.", int(broker.healthy)),
-        Sample(
-            "asgi_chat_broker_dropped_total", "counter", "Messages that did not reach other processes.", broker.dropped
-        ),
-    ]
-    content_type = "text/plain; version=0.0.4; charset=utf-8"
-    return Response(
-        HTTPStatus.OK, prometheus_text(ctx.metrics, extra).encode(), content_type, ((b"cache-control", b"no-store"),)
-    )
+    body = ctx.exposition.render()
+    return Response(HTTPStatus.OK, body, TEXT_FORMAT, ((b"cache-control", b"no-store"),))

@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from asgiref.typing import ASGIReceiveEvent, ASGISendEvent
+from asgiref.typing import ASGISendEvent
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from asgi_chat import ChatApp, Settings, create_app
-from tests.helpers import TIMEOUT, websocket_scope
+from tests.helpers import WebSocketClient
 
 text = st.one_of(st.text(max_size=40), st.just("x" * 70_000))  # the huge one is over the 64 KiB limit
 events = st.one_of(
@@ -36,23 +36,6 @@ headers = st.lists(
 )
 
 
-class ScriptedServer:
-    """Hands the app the scripted events, then a disconnect forever (what a real server does once the
-    peer is gone), and records everything the app sends."""
-
-    def __init__(self, script: list[dict[str, Any]]) -> None:
-        self.script = list(script)
-        self.sent: list[ASGISendEvent] = []
-
-    async def receive(self) -> ASGIReceiveEvent:
-        if self.script:
-            return self.script.pop(0)  # type: ignore[return-value]
-        return {"type": "websocket.disconnect", "code": 1006, "reason": ""}
-
-    async def send(self, message: ASGISendEvent) -> None:
-        self.sent.append(message)
-
-
 def check_the_answer(sent: list[ASGISendEvent]) -> None:
     types = [message["type"] for message in sent]
     assert types.count("websocket.accept") <= 1
@@ -69,9 +52,11 @@ def check_nothing_left(app: ChatApp) -> None:
     assert app.ctx.limits.total == 0
 
 
-async def run(app: ChatApp, scope: Any, script: list[dict[str, Any]]) -> list[ASGISendEvent]:
-    server = ScriptedServer(script)
-    await asyncio.wait_for(app(scope, server.receive, server.send), TIMEOUT)  # no hang, no exception
+async def run(app: ChatApp, path: str, script: list[dict[str, Any]], **scope: Any) -> list[ASGISendEvent]:
+    """The app on one connection that hands it ``script``, then a disconnect forever (what a real
+    server does once the peer is gone); what the app sent."""
+    server = WebSocketClient(app, path, script=script, then_gone=True, **scope)
+    await server.finished()  # no hang, no exception
     return server.sent
 
 
@@ -81,10 +66,9 @@ def test_any_event_sequence_ends_in_a_defined_answer(
     path: str, query: bytes, extra_headers: list[tuple[bytes, bytes]], script: list[dict[str, Any]]
 ) -> None:
     app = create_app(Settings(rate_per_second=0))
-    scope = websocket_scope(path, query_string=query, headers=extra_headers)
 
     async def scenario() -> None:
-        check_the_answer(await run(app, scope, script))
+        check_the_answer(await run(app, path, script, query_string=query, headers=extra_headers))
         await app.ctx.hub.stop()
 
     asyncio.run(scenario())
@@ -100,9 +84,7 @@ def test_concurrent_chat_members_with_hostile_sequences_leave_no_member_behind(
 
     async def scenario() -> None:
         connect: list[dict[str, Any]] = [{"type": "websocket.connect"}]
-        answers = await asyncio.gather(
-            *(run(app, websocket_scope(f"/ws/{n}"), connect + script) for n, script in enumerate(scripts))
-        )
+        answers = await asyncio.gather(*(run(app, f"/ws/{n}", connect + script) for n, script in enumerate(scripts)))
         for sent in answers:
             check_the_answer(sent)
         await app.ctx.hub.stop()

@@ -7,6 +7,11 @@ import json
 import pytest
 
 from asgi_chat import ChatApp
+from asgi_chat.asgi.app import HTTP_ROUTES
+from asgi_chat.asgi.responses import Response, text
+from asgi_chat.asgi.routing import Route
+from asgi_chat.context import Context
+from asgi_chat.web.endpoints import HttpRequest
 from tests.helpers import WebSocketClient, http_get
 
 PAGES = {
@@ -107,18 +112,16 @@ async def test_healthz_counts_accepted_websockets_still_open(app: ChatApp) -> No
     assert await connections() == 0
 
 
-async def test_metrics_in_prometheus_text_format(app: ChatApp) -> None:
-    client = WebSocketClient(app, "/ws")
-    await client.accept()
-    await client.send("hi")
-    await client.receive()
-    status, headers, body = await http_get(app, "/metrics")
-    assert status == 200
-    assert headers[b"content-type"].startswith(b"text/plain; version=0.0.4")
-    text = body.decode()
-    assert "# TYPE asgi_chat_connections gauge\nasgi_chat_connections 1\n" in text
-    assert "asgi_chat_messages_received_total 1\n" in text
-    assert "asgi_chat_messages_delivered_total 1\n" in text
-    assert "asgi_chat_slow_consumer_disconnects_total 0\n" in text
-    assert "asgi_chat_broker_up 1\n" in text
-    await client.disconnect()
+async def page_number(request: HttpRequest, ctx: Context) -> Response:
+    return text(200, f"page {request.params['n']!r}\n")  # repr: an int, not the path's text
+
+
+async def test_a_typed_parameter_that_does_not_parse_is_a_404_for_http_and_a_1008_for_websocket(app: ChatApp) -> None:
+    # One routing error (BadParameter), mapped by each protocol: no such resource, or a refusal naming it.
+    paged = ChatApp(app.ctx, http_routes=(*HTTP_ROUTES, Route("/page/{n:int}", page_number)))
+    status, _, body = await http_get(paged, "/page/3")
+    assert (status, body) == (200, b"page 3\n")
+    status, headers, body = await http_get(paged, "/page/abc")
+    assert (status, headers[b"content-type"], body) == (404, b"text/plain; charset=utf-8", b"Not Found\n")
+    answer = await WebSocketClient(paged, "/ws/abc").connect()
+    assert answer == {"type": "websocket.close", "code": 1008, "reason": "invalid client_id: expected an integer"}

@@ -1,72 +1,28 @@
 """The broadcast hub: slow consumers, failing peers, ordering, joins and leaves, nothing left behind.
 
-ApplicationCommunicator's ``send`` never blocks or fails, and those are the cases that matter
-here, so these tests drive the app with :class:`Peer`, whose ``send`` can do either.
+A server's ``send`` that blocks or fails is what matters here: the suite's fake server
+(:class:`tests.helpers.WebSocketClient`) plays one in each ``mode``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Literal
+from typing import Any
 
 import pytest
-from asgiref.typing import ASGIReceiveEvent, ASGISendEvent
 
 from asgi_chat import ChatApp, Settings, create_app
 from asgi_chat.engine.brokers import BrokerUnavailable
 from asgi_chat.engine.brokers.memory import MemoryBroker
-from tests.helpers import TIMEOUT, LifespanClient, WebSocketClient, wait_until, websocket_scope
-
-Mode = Literal["ok", "block", "gate", "raise", "bug"]
+from tests.helpers import LifespanClient, SendMode, WebSocketClient, wait_until
 
 
-class Peer:
-    """One chat client at the ASGI level. ``mode`` decides what the app's data sends do:
-    ``ok`` delivers, ``block`` never returns (a client that stopped reading), ``gate`` waits
-    until ``room`` is set (a client whose buffer is full for a while), ``raise`` fails with
-    OSError (a client that is gone, as ASGI 2.4 servers report it)."""
-
-    def __init__(self, app: ChatApp, client_id: int, mode: Mode = "ok") -> None:
-        self.client_id = client_id
-        self.mode = mode
-        self.inbox: asyncio.Queue[ASGIReceiveEvent] = asyncio.Queue()
-        self.outbox: asyncio.Queue[ASGISendEvent] = asyncio.Queue()
-        self.data_sends = 0  # websocket.send calls that reached this peer
-        self.room = asyncio.Event()  # for mode "gate"
-        self.task = asyncio.create_task(app(websocket_scope(f"/ws/{client_id}"), self.inbox.get, self.send))
-
-    async def send(self, message: ASGISendEvent) -> None:
-        if message["type"] == "websocket.send":
-            self.data_sends += 1
-            if self.mode == "block":
-                await asyncio.Event().wait()  # never set: this send never returns
-            elif self.mode == "gate":
-                await self.room.wait()
-            elif self.mode == "raise":
-                raise OSError("peer gone")
-            elif self.mode == "bug":
-                raise ValueError("a server bug")
-        self.outbox.put_nowait(message)
-
-    async def join(self) -> None:
-        self.inbox.put_nowait({"type": "websocket.connect"})
-        assert (await self.next())["type"] == "websocket.accept"
-
-    def say(self, text: str) -> None:
-        self.inbox.put_nowait({"type": "websocket.receive", "text": text, "bytes": None})
-
-    def leave(self, code: int = 1000) -> None:
-        self.inbox.put_nowait({"type": "websocket.disconnect", "code": code, "reason": ""})
-
-    async def next(self) -> dict[str, Any]:
-        return dict(await asyncio.wait_for(self.outbox.get(), TIMEOUT))
-
-    async def texts(self, count: int) -> list[str]:
-        return [str((await self.next())["text"]) for _ in range(count)]
-
-    async def finished(self) -> None:
-        await asyncio.wait_for(self.task, TIMEOUT)  # re-raises anything that escaped the app
+def chatter(app: ChatApp, client_id: int, mode: SendMode = "ok") -> WebSocketClient:
+    """One chat client at ASGI level, on ``/ws/<client_id>``; ``mode`` decides what the app's data
+    sends to it do (see WebSocketClient): ``block`` is a client that stopped reading, ``gate`` one
+    whose buffer is full until ``room`` is set, ``raise`` one that is gone."""
+    return WebSocketClient(app, f"/ws/{client_id}", mode=mode)
 
 
 def slow_app(**limits: Any) -> ChatApp:
@@ -75,31 +31,31 @@ def slow_app(**limits: Any) -> ChatApp:
 
 async def test_a_peer_whose_send_never_returns_is_dropped_with_1013(caplog: pytest.LogCaptureFixture) -> None:
     app = slow_app(send_timeout=0.2)
-    healthy, stalled = Peer(app, 1), Peer(app, 2, "block")
-    await healthy.join()
-    await stalled.join()
+    healthy, stalled = chatter(app, 1), chatter(app, 2, "block")
+    await healthy.accept()
+    await stalled.accept()
     with caplog.at_level(logging.WARNING, logger="asgi_chat"):
-        healthy.say("hello")
-        assert await healthy.texts(2) == ["You wrote: hello", "Client #1 says: hello"]
-        assert await healthy.texts(1) == ["Client #2 left the chat"]  # after the send timeout
+        await healthy.send("hello")
+        assert await healthy.receive_many(2) == ["You wrote: hello", "Client #1 says: hello"]
+        assert await healthy.receive_many(1) == ["Client #2 left the chat"]  # after the send timeout
         await stalled.finished()
     assert caplog.text.count("dropped") == 1
     assert "client #2 dropped: slow consumer: a send blocked for more than 0.2 s" in caplog.text
     assert app.ctx.metrics.slow_consumer_disconnects == 1
-    healthy.say("still here")  # the healthy client was never held up
-    assert await healthy.texts(2) == ["You wrote: still here", "Client #1 says: still here"]
+    await healthy.send("still here")  # the healthy client was never held up
+    assert await healthy.receive_many(2) == ["You wrote: still here", "Client #1 says: still here"]
     healthy.leave()
     await healthy.finished()
 
 
 async def test_a_full_outbox_drops_the_member_with_1013_and_a_reason() -> None:
     app = slow_app(outbox_max_messages=3, send_timeout=0)
-    healthy, stalled = Peer(app, 1), Peer(app, 2, "block")
-    await healthy.join()
-    await stalled.join()
+    healthy, stalled = chatter(app, 1), chatter(app, 2, "block")
+    await healthy.accept()
+    await stalled.accept()
     for n in range(6):
-        healthy.say(f"m{n}")
-    received = await healthy.texts(13)  # 6 x (You wrote + says), then the leave
+        await healthy.send(f"m{n}")
+    received = await healthy.receive_many(13)  # 6 x (You wrote + says), then the leave
     assert received[-1] == "Client #2 left the chat"
     assert [t for t in received if t.startswith("Client #1 says")] == [f"Client #1 says: m{n}" for n in range(6)]
     await stalled.finished()
@@ -110,17 +66,17 @@ async def test_a_full_outbox_drops_the_member_with_1013_and_a_reason() -> None:
 
 async def test_the_outbox_byte_bound_counts_utf8() -> None:
     app = slow_app(outbox_max_bytes=70, send_timeout=0)
-    talker, stalled = Peer(app, 1), Peer(app, 2)
-    await talker.join()
-    await stalled.join()
+    talker, stalled = chatter(app, 1), chatter(app, 2)
+    await talker.accept()
+    await stalled.accept()
     stalled.mode = "block"
     line = "\u00e9" * 10  # "Client #1 says: " + 20 bytes of UTF-8 = 36 bytes (26 characters)
     for _ in range(3):
-        talker.say(line)  # the writer holds the first, the second waits, the third would make 72
-        await talker.texts(2)
+        await talker.send(line)  # the writer holds the first, the second waits, the third would make 72
+        await talker.receive_many(2)
     await stalled.finished()
     assert app.ctx.metrics.slow_consumer_disconnects == 1
-    close = await stalled.next()
+    close = await stalled.output()
     assert close == {
         "type": "websocket.close",
         "code": 1013,
@@ -131,16 +87,16 @@ async def test_the_outbox_byte_bound_counts_utf8() -> None:
 async def test_a_peer_whose_send_fails_leaves_alone_and_the_sender_stays() -> None:
     # The tutorial's bug: a failed send inside its broadcast removed and announced the *sender*.
     app = create_app(Settings())
-    sender, gone = Peer(app, 1), Peer(app, 2)
-    await sender.join()
-    await gone.join()
+    sender, gone = chatter(app, 1), chatter(app, 2)
+    await sender.accept()
+    await gone.accept()
     gone.mode = "raise"
-    sender.say("hi")
-    assert await sender.texts(3) == ["You wrote: hi", "Client #1 says: hi", "Client #2 left the chat"]
+    await sender.send("hi")
+    assert await sender.receive_many(3) == ["You wrote: hi", "Client #1 says: hi", "Client #2 left the chat"]
     await gone.finished()
     assert app.ctx.metrics.connections == 1  # the gone member is not counted as open
-    sender.say("again")
-    assert await sender.texts(2) == ["You wrote: again", "Client #1 says: again"]
+    await sender.send("again")
+    assert await sender.receive_many(2) == ["You wrote: again", "Client #1 says: again"]
     assert [m.label for m in app.ctx.hub.members] == ["client #1"]
     sender.leave()
     await sender.finished()
@@ -148,33 +104,33 @@ async def test_a_peer_whose_send_fails_leaves_alone_and_the_sender_stays() -> No
 
 async def test_a_send_that_fails_in_another_way_ends_that_member_only(caplog: pytest.LogCaptureFixture) -> None:
     app = create_app(Settings())
-    sender, odd = Peer(app, 1), Peer(app, 2)
-    await sender.join()
-    await odd.join()
-    odd.mode = "bug"
+    sender, odd = chatter(app, 1), chatter(app, 2)
+    await sender.accept()
+    await odd.accept()
+    odd.mode, odd.error = "raise", ValueError("a server bug")
     with caplog.at_level(logging.WARNING, logger="asgi_chat"):
-        sender.say("hi")
-        assert await sender.texts(3) == ["You wrote: hi", "Client #1 says: hi", "Client #2 left the chat"]
+        await sender.send("hi")
+        assert await sender.receive_many(3) == ["You wrote: hi", "Client #1 says: hi", "Client #2 left the chat"]
         await odd.finished()
     assert "client #2: the server's send raised ValueError('a server bug')" in caplog.text
-    sender.say("again")  # the fan-out goes on
-    assert await sender.texts(2) == ["You wrote: again", "Client #1 says: again"]
+    await sender.send("again")  # the fan-out goes on
+    assert await sender.receive_many(2) == ["You wrote: again", "Client #1 says: again"]
     sender.leave()
 
 
 async def test_one_senders_messages_arrive_in_order_everywhere_under_concurrency() -> None:
     app = create_app(Settings(rate_per_second=0))
-    peers = [Peer(app, n) for n in range(5)]
+    peers = [chatter(app, n) for n in range(5)]
     for peer in peers:
-        await peer.join()
+        await peer.accept()
     count = 60
     for n in range(count):  # interleave the senders as tightly as the event loop allows
-        for peer in peers:
-            peer.say(f"{peer.client_id}:{n}")
+        for client_id, peer in enumerate(peers):
+            await peer.send(f"{client_id}:{n}")
     for peer in peers:
-        texts = await peer.texts(count * 6)  # 60 "You wrote" + 5 x 60 "says"
-        for sender in peers:
-            prefix = f"Client #{sender.client_id} says: {sender.client_id}:"
+        texts = await peer.receive_many(count * 6)  # 60 "You wrote" + 5 x 60 "says"
+        for sender in range(len(peers)):
+            prefix = f"Client #{sender} says: {sender}:"
             seen = [int(t.removeprefix(prefix)) for t in texts if t.startswith(prefix)]
             assert seen == list(range(count))
     for peer in peers:
@@ -183,19 +139,19 @@ async def test_one_senders_messages_arrive_in_order_everywhere_under_concurrency
 
 async def test_after_a_send_that_waited_the_queue_follows_in_order_and_sending_resumes() -> None:
     app = create_app(Settings(rate_per_second=0))
-    talker, slow = Peer(app, 1), Peer(app, 2)
-    await talker.join()
-    await slow.join()
+    talker, slow = chatter(app, 1), chatter(app, 2)
+    await talker.accept()
+    await slow.accept()
     slow.mode = "gate"
     for n in range(3):
-        talker.say(f"m{n}")  # m0's send to slow waits for room; m1 and m2 queue behind it
-    await talker.texts(6)
+        await talker.send(f"m{n}")  # m0's send to slow waits for room; m1 and m2 queue behind it
+    await talker.receive_many(6)
     await wait_until(lambda: slow.data_sends == 1)
-    assert slow.outbox.empty()
+    assert [message["type"] for message in slow.sent] == ["websocket.accept"]  # nothing more arrived yet
     slow.room.set()  # room again: m0 finishes, then the writer sends m1 and m2
-    assert await slow.texts(3) == [f"Client #1 says: m{n}" for n in range(3)]
-    talker.say("m3")  # the writer is done: this line goes out at once, after the others
-    assert await slow.texts(1) == ["Client #1 says: m3"]
+    assert await slow.receive_many(3) == [f"Client #1 says: m{n}" for n in range(3)]
+    await talker.send("m3")  # the writer is done: this line goes out at once, after the others
+    assert await slow.receive_many(1) == ["Client #1 says: m3"]
     assert slow.data_sends == 4
     talker.leave()
     slow.leave()
@@ -205,44 +161,121 @@ async def test_after_a_send_that_waited_the_queue_follows_in_order_and_sending_r
 
 async def test_a_member_that_leaves_is_not_sent_to_again() -> None:
     app = slow_app(send_timeout=0)
-    talker, leaver = Peer(app, 1), Peer(app, 2, "block")
-    await talker.join()
+    talker, leaver = chatter(app, 1), chatter(app, 2, "block")
+    await talker.accept()
     leaver.mode = "ok"
-    await leaver.join()
+    await leaver.accept()
     leaver.mode = "block"
     for n in range(3):
-        talker.say(f"m{n}")  # the leaver's writer blocks on m0; m1 and m2 wait in its outbox
-    await talker.texts(6)
+        await talker.send(f"m{n}")  # the leaver's writer blocks on m0; m1 and m2 wait in its outbox
+    await talker.receive_many(6)
     await wait_until(lambda: leaver.data_sends == 1)
     leaver.leave()
-    assert await talker.texts(1) == ["Client #2 left the chat"]
+    assert await talker.receive_many(1) == ["Client #2 left the chat"]
     await leaver.finished()
-    talker.say("after")
-    await talker.texts(2)
+    await talker.send("after")
+    await talker.receive_many(2)
     assert leaver.data_sends == 1  # m1, m2 and "after" never reached the gone member
 
 
-async def test_a_join_during_a_broadcast_gets_the_later_messages() -> None:
+async def test_a_join_or_leave_leaves_the_member_view_a_delivery_holds_unchanged() -> None:
+    # _deliver iterates hub.members; copy-on-write: a join or leave makes a new view, never edits one.
     app = create_app(Settings())
-    first, late = Peer(app, 1), Peer(app, 2)
-    await first.join()
-    snapshot = app.ctx.hub.members
-    first.say("during")  # published; its delivery races with the join below
-    await late.join()
-    assert snapshot == app.ctx.hub.members[:1]  # a delivery's view of the members never changes
-    first.say("after")
-    assert await first.texts(4) == [
-        "You wrote: during",
-        "Client #1 says: during",
-        "You wrote: after",
-        "Client #1 says: after",
-    ]
-    says = await late.texts(1)
-    if says == ["Client #1 says: during"]:  # the join won the race: it gets both, in order
-        says = await late.texts(1)
-    assert says == ["Client #1 says: after"]
+    first, late = chatter(app, 1), chatter(app, 2)
+    await first.accept()
+    held = app.ctx.hub.members
+    (member,) = held
+    await late.accept()
+    await wait_until(lambda: len(app.ctx.hub.members) == 2)
+    assert held == (member,)
+    assert app.ctx.hub.members[0] is member
+    late.leave()
+    await late.finished()
+    assert app.ctx.hub.members == (member,)
+    assert held == (member,)
+    first.leave()
+    await first.finished()
+
+
+async def test_a_line_delivered_before_a_join_does_not_reach_the_newcomer() -> None:
+    app = create_app(Settings())
+    first, late = chatter(app, 1), chatter(app, 2)
+    await first.accept()
+    await first.send("before")
+    assert await first.receive_many(2) == ["You wrote: before", "Client #1 says: before"]  # delivered: done
+    await late.accept()
+    await wait_until(lambda: len(app.ctx.hub.members) == 2)
+    await first.send("after")
+    assert await first.receive_many(2) == ["You wrote: after", "Client #1 says: after"]
+    assert await late.receive_many(1) == ["Client #1 says: after"]  # its first line; nothing from before
     first.leave()
     late.leave()
+
+
+class HeldBroker(MemoryBroker):
+    """The in-process broker, but every line stays on its way until ``arrive`` is set (a slow Redis)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrive = asyncio.Event()
+
+    async def publish(self, channel: str, message: str) -> None:
+        await self.arrive.wait()
+        await super().publish(channel, message)
+
+
+async def test_a_line_still_on_its_way_when_someone_joins_reaches_them_too() -> None:
+    broker = HeldBroker()
+    app = create_app(Settings(), broker=broker)
+    first, late = chatter(app, 1), chatter(app, 2)
+    await first.accept()
+    await first.send("during")
+    assert await first.receive_many(1) == ["You wrote: during"]  # its "says" is now with the broker
+    await late.accept()
+    await wait_until(lambda: len(app.ctx.hub.members) == 2)
+    broker.arrive.set()  # the line arrives after the join: whoever is in the chat then gets it
+    await first.send("after")
+    assert await first.receive_many(3) == ["Client #1 says: during", "You wrote: after", "Client #1 says: after"]
+    assert await late.receive_many(2) == ["Client #1 says: during", "Client #1 says: after"]
+    first.leave()
+    late.leave()
+
+
+async def test_each_recipient_of_a_line_sent_at_once_is_counted_once() -> None:
+    # Every send here finishes at once, so each delivery takes Session.send_now's fast path.
+    app = create_app(Settings())
+    clients = [chatter(app, n) for n in range(1, 5)]
+    for client in clients:
+        await client.accept()
+    before = app.ctx.metrics.messages_delivered
+    await clients[0].send("hi")
+    assert await clients[0].receive_many(2) == ["You wrote: hi", "Client #1 says: hi"]
+    for client in clients[1:]:
+        assert await client.receive_many(1) == ["Client #1 says: hi"]
+    assert app.ctx.metrics.messages_delivered - before == 1 + len(clients)  # "You wrote", and a "says" each
+    for client in clients:
+        client.leave()
+
+
+async def test_a_send_stuck_soon_after_the_join_is_dropped_within_a_quarter_past_the_send_timeout() -> None:
+    # The watchdog starts with the first member and looks every send_timeout / 4, so a send stuck
+    # at any moment is dropped within 1.25 x send_timeout; looking every send_timeout would take up
+    # to twice as long. Which look catches the send depends on where it falls between two looks: one
+    # that starts at the watchdog's very start is caught by a look at exactly send_timeout, under
+    # either period, so this one starts ~0.1 s later (the silence after the join): 1.0-1.25 s here,
+    # ~1.9 s with a send_timeout period. With 1 s, the 1.6 s bound leaves room for a busy machine.
+    app = slow_app(send_timeout=1.0)
+    stalled = chatter(app, 1, "block")
+    await stalled.accept()  # the only member: the watchdog starts now
+    assert await stalled.nothing()  # a join sends nothing, and 0.1 s of the first period go by
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await stalled.send("hi")  # its own "You wrote" is the send that never returns
+    assert await stalled.receive_close() == (1013, "slow consumer: a send blocked for more than 1 s")
+    waited = loop.time() - started
+    assert 1.0 < waited < 1.6, f"dropped after {waited:.2f} s"
+    await stalled.finished()
+    assert app.ctx.metrics.slow_consumer_disconnects == 1
 
 
 async def test_nothing_is_left_behind_after_everyone_has_gone() -> None:
@@ -250,10 +283,10 @@ async def test_nothing_is_left_behind_after_everyone_has_gone() -> None:
     life = LifespanClient(app)
     assert (await life.startup())["type"] == "lifespan.startup.complete"
     before = asyncio.all_tasks()
-    peers = [Peer(app, n) for n in range(4)] + [Peer(app, 9, "block")]
+    peers = [chatter(app, n) for n in range(4)] + [chatter(app, 9, "block")]
     for peer in peers:
-        await peer.join()
-    peers[0].say("hello")
+        await peer.accept()
+    await peers[0].send("hello")
     for peer in peers:
         peer.leave(1001)
     for peer in peers:

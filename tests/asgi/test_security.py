@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,7 +12,7 @@ from asgi_chat import Settings, create_app
 from tests.helpers import LifespanClient, WebSocketClient, accepted
 
 
-def foreign(path: str, origin: bytes, **scope: object) -> WebSocketClient:
+def foreign(path: str, origin: bytes, **scope: Any) -> WebSocketClient:
     return WebSocketClient(create_app(Settings()), path, headers=[(b"origin", origin)], **scope)
 
 

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from asgiref.typing import ASGIReceiveCallable, ASGIReceiveEvent, ASGISendCallable, ASGISendEvent, Scope
@@ -126,7 +127,7 @@ async def test_a_traced_app_keeps_its_context(trace_lines: list[str]) -> None:
     ],
     ids=["query", "cookie", "bearer"],
 )
-async def test_no_line_shows_the_credential(trace_lines: list[str], scope: dict[str, object]) -> None:
+async def test_no_line_shows_the_credential(trace_lines: list[str], scope: dict[str, Any]) -> None:
     app = create_app(Settings(trace=True))
     client = WebSocketClient(app, "/items/foo/ws", **scope)
     await client.accept()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ SECRET = "s3cret-value"
 
 
 def items(
-    app: ChatApp, item: str = "foo", query: bytes = b"", cookie: bytes | None = None, **scope: object
+    app: ChatApp, item: str = "foo", query: bytes = b"", cookie: bytes | None = None, **scope: Any
 ) -> WebSocketClient:
     headers = [(b"cookie", cookie)] if cookie is not None else []
     return WebSocketClient(app, f"/items/{item}/ws", query_string=query, headers=headers, **scope)

@@ -195,7 +195,10 @@ def test_page_reconnects_after_a_server_restart(context: BrowserContext, tmp_pat
 
         server.stop()  # uvicorn closes every WebSocket with 1012, "service restart"
         expect_state(first, "reconnecting")
-        expect(first.locator("#messages li")).to_have_text(["Disconnected: the server is restarting (1012)"])
+        # uvicorn sends 1012 whether it restarts or stops: the page says no more than that.
+        expect(first.locator("#messages li")).to_have_text(
+            ["Disconnected: the server closed the connection (1012: restart or stop)"]
+        )
 
         server.start()
         for page in (first, second):
@@ -259,6 +262,68 @@ def test_echo_page_connects_and_disconnects(context: BrowserContext, server: Ser
     expect_state(page, "connected")
     send(page, "ping")
     expect(page.locator("#messages li")).to_have_text(["Message text was: ping"])
+
+
+def test_echo_page_reconnects_and_items_page_offers_reconnect_after_a_restart(
+    context: BrowserContext, tmp_path: Path
+) -> None:
+    port = free_port()
+    server = Server(uvicorn_command(port), port, tmp_path / "server.log").start()
+    try:
+        echo = context.new_page()
+        echo.goto(server.http_url + "/echo")
+        items = context.new_page()
+        items.goto(server.http_url + "/items")
+        items.locator("#connect").click()
+        for page in (echo, items):
+            expect_state(page, "connected")
+        expect(items.locator("#connect")).to_have_text("Connect")
+
+        server.stop()  # uvicorn closes every WebSocket with 1012, whether it restarts or stops
+        expect_state(echo, "reconnecting")
+        expect_state(items, "closed")  # the items page waits for the person: its credential is theirs
+        expect(items.locator("#status")).to_have_text(
+            "Closed — the server closed the connection (1012: restart or stop)"
+        )
+        expect(items.locator("#connect")).to_have_text("Reconnect")
+
+        server.start()
+        expect_state(echo, "connected", timeout=RECONNECT_MS)  # by itself, as the chat page does
+        send(echo, "back")
+        expect(echo.locator("#messages li")).to_have_text(["Message text was: back"])
+        items.locator("#connect").click()
+        expect_state(items, "connected")
+        expect(items.locator("#connect")).to_have_text("Connect")
+        send(items, "hi")
+        expect(items.locator("#messages li").last).to_have_text("Message text was: hi, for item ID: foo")
+    finally:
+        server.stop()
+
+
+def test_retry_now_reconnects_without_waiting_out_the_backoff(context: BrowserContext, tmp_path: Path) -> None:
+    port = free_port()
+    server = Server(uvicorn_command(port), port, tmp_path / "server.log").start()
+    try:
+        page = context.new_page()
+        page.clock.install()
+        page.goto(server.http_url + "/echo")
+        expect_state(page, "connected")
+        expect(page.locator("#retry")).to_be_hidden()
+        # The page's clock stops here: its backoff timer can never fire, so only the button can
+        # start the next attempt.
+        page.clock.pause_at(page.evaluate("Date.now()") + 1000)
+
+        server.stop()
+        expect_state(page, "reconnecting")
+        expect(page.locator("#status")).to_contain_text("retrying in")
+        server.start()
+        page.locator("#retry").click()
+        expect_state(page, "connected")
+        expect(page.locator("#retry")).to_be_hidden()
+        send(page, "at once")
+        expect(page.locator("#messages li")).to_have_text(["Message text was: at once"])
+    finally:
+        server.stop()
 
 
 def test_items_page_sends_the_token_as_a_subprotocol(context: BrowserContext, server: Server) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +39,7 @@ def test_help_says_what_each_option_does() -> None:
         ("--broker", "redis://host:port/db"),
         ("--ws", "WebSocket implementation"),
         ("--log-level", "log level"),
+        ("--forwarded-allow-ips", "reverse proxies whose X-Forwarded-For"),
     ]:
         assert option in words
         assert meaning in words
@@ -60,20 +62,24 @@ def test_options_reach_uvicorn_and_the_app_environment(monkeypatch: pytest.Monke
             "memory://",
             "--ws",
             "wsproto",
+            "--forwarded-allow-ips",
+            "10.0.0.1,10.0.0.2",
         ],
         environ,
     )
     # Each worker builds its own app from the environment: the options travel there.
     assert environ == {"ASGI_CHAT_TRACE": "1", "ASGI_CHAT_BROKER_URL": "memory://"}
     assert ran == {
-        "app": "asgi_chat:create_app",
-        "factory": True,
+        # The deferred app: each worker builds it on its first scope, and answers a setting it
+        # cannot use with lifespan.startup.failed.
+        "app": "asgi_chat:app",
         "host": "0.0.0.0",
         "port": 9001,
         "workers": 3,
         "ws": "wsproto",
         "log_level": "info",
         "log_config": str(LOG_CONFIG_PATH),
+        "forwarded_allow_ips": "10.0.0.1,10.0.0.2",  # uvicorn's own setting, passed as it is
         "ws_max_size": 65536,  # the app's own message limit, enforced by the server as well
     }
 
@@ -85,6 +91,15 @@ def test_the_servers_message_limit_follows_the_apps(monkeypatch: pytest.MonkeyPa
     assert ran["ws_max_size"] == 1000
     cli.main([], {"ASGI_CHAT_MAX_MESSAGE_BYTES": "0"})  # the app's limit is off: uvicorn keeps its own
     assert ran["ws_max_size"] == 16 * 1024 * 1024
+
+
+def test_without_forwarded_allow_ips_uvicorn_decides(monkeypatch: pytest.MonkeyPatch) -> None:
+    """None: uvicorn's default, which reads FORWARDED_ALLOW_IPS (else 127.0.0.1,::1) as plain
+    uvicorn does; the real start below shows the variable at work."""
+    ran: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: ran.update(options))
+    cli.main([], {})
+    assert ran["forwarded_allow_ips"] is None
 
 
 def test_without_options_the_environment_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -108,6 +123,54 @@ def test_a_bad_option_is_a_usage_error(options: list[str], message: str) -> None
     )
     assert run.returncode == 2
     assert message in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "line"),
+    [
+        (
+            "ASGI_CHAT_MAX_MESSAGE_BYTES",
+            "abc",
+            "ASGI_CHAT_MAX_MESSAGE_BYTES='abc': expected a whole number of bytes >= 0 (0 turns the limit off)",
+        ),
+        ("ASGI_CHAT_BROKER_URL", "ftp://x", "ASGI_CHAT_BROKER_URL='ftp://x': expected memory:// or redis://"),
+        # Checked when the app is built, not when the settings are read: the CLI builds one too.
+        ("ASGI_CHAT_ALLOWED_ORIGINS", "foo", "ASGI_CHAT_ALLOWED_ORIGINS: 'foo' is not scheme://host[:port]"),
+    ],
+)
+def test_a_bad_setting_is_one_line_and_exit_status_2(variable: str, value: str, line: str) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "asgi_chat"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=bad(variable, value),
+    )
+    assert run.returncode == 2
+    [said] = run.stderr.splitlines()  # one line: no traceback, no usage of the options
+    assert said.startswith(f"python -m asgi_chat: error: {line}")
+    assert run.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"), [("ASGI_CHAT_MAX_MESSAGE_BYTES", "abc"), ("ASGI_CHAT_BROKER_URL", "ftp://x")]
+)
+def test_under_uvicorn_a_bad_setting_fails_the_startup_in_one_line(variable: str, value: str) -> None:
+    """lifespan.rst: on lifespan.startup.failed "the server should log/print the message ... and then exit"."""
+    run = subprocess.run(
+        uvicorn_command(free_port()), cwd=ROOT, capture_output=True, text=True, timeout=30, env=bad(variable, value)
+    )
+    output = run.stdout + run.stderr
+    assert run.returncode != 0  # uvicorn: 3
+    assert f"ERROR:    asgi_chat cannot start: {variable}={value!r}: expected" in output
+    assert "Application startup failed. Exiting." in output
+    assert "Traceback" not in output, output
+
+
+def bad(variable: str, value: str) -> dict[str, str]:
+    environ = {name: text for name, text in os.environ.items() if not name.startswith("ASGI_CHAT_")}
+    return {**environ, variable: value}
 
 
 def test_a_bad_setting_in_the_environment_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -141,6 +204,25 @@ async def test_a_traced_start_serves_logs_redacted_and_stops_cleanly(tmp_path: P
     assert "websocket.send text='Session cookie or query token value is: [redacted]'" in log
     assert 'WebSocket /items/foo/ws?token=[redacted]" [accepted]' in log
     assert SECRET not in log
+
+
+async def test_a_start_honours_forwarded_allow_ips_and_warns_a_misspelt_setting_once(tmp_path: Path) -> None:
+    """FORWARDED_ALLOW_IPS works as under plain uvicorn; the CLI and the server, one process here,
+    both read ASGI_CHAT_MAX_MESAGE_BYTES (sic), and it is warned about once."""
+    port = free_port()
+    env = {"FORWARDED_ALLOW_IPS": "127.0.0.7", "ASGI_CHAT_MAX_MESAGE_BYTES": "1"}
+    with Server(module_command(port), port, tmp_path / "server.log", env) as server:
+        # A proxy at 127.0.0.7 forwarding a client at 203.0.113.9.
+        headers = {"X-Forwarded-For": "203.0.113.9"}
+        async with connect(
+            f"{server.url}/ws", additional_headers=headers, local_addr=("127.0.0.7", 0), open_timeout=TIMEOUT
+        ) as ws:
+            await ws.send("hello")
+            assert await recv(ws) == "Message text was: hello"
+    log = server.output()
+    assert '203.0.113.9:0 - "WebSocket /ws" [accepted]' in log  # the forwarded address, port unknown
+    assert log.count("ignoring unknown setting ASGI_CHAT_MAX_MESAGE_BYTES") == 1, log
+    assert "carries X-Forwarded-For" not in log
 
 
 async def test_several_workers_serve_and_stop(tmp_path: Path) -> None:

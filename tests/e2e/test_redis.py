@@ -158,7 +158,7 @@ async def test_redis_outage_and_recovery(redis_server: RedisServer, servers: tup
         assert time.monotonic() - restarted < 5
         assert await recv(two) == says(1, "after")  # and no echo of a's own messages from Redis
 
-    assert "asgi_chat_broker_dropped_total 3\n" in await asyncio.to_thread(fetch, f"{a.http_url}/metrics")
+    assert "asgi_chat_broker_dropped_total 3.0\n" in await asyncio.to_thread(fetch, f"{a.http_url}/metrics")
     for server in servers:  # the outage and the recovery logged once each, not once per message
         output = server.output()
         assert output.count("redis broker down") == 1, output

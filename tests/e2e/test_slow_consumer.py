@@ -58,7 +58,8 @@ async def test_the_others_keep_receiving_while_one_client_stops_reading(server: 
         assert others == ["Client #3 left the chat"]  # the policy dropped the stalled one, once
         assert (await asyncio.wait_for(own, TIMEOUT))[0] == list(range(LINES))
     metrics = await asyncio.to_thread(fetch, f"{server.http_url}/metrics")
-    assert "asgi_chat_slow_consumer_disconnects_total 1\n" in metrics
+    assert "asgi_chat_slow_consumer_disconnects_total 1.0\n" in metrics
+    assert 'asgi_chat_closes_total{code="1013"} 1.0\n' in metrics  # the drop, counted once by its code
     stalled.close()
 
 

@@ -7,12 +7,12 @@ import itertools
 from typing import Any
 
 import pytest
-from asgiref.typing import ASGIReceiveEvent, ASGISendEvent
+from asgiref.typing import ASGISendEvent
 
 from asgi_chat.asgi.errors import CloseCode, Disconnected, ProtocolError
 from asgi_chat.asgi.session import TRANSITIONS, Session, State
 from asgi_chat.ops.metrics import Metrics
-from tests.helpers import websocket_scope
+from tests.helpers import WebSocketClient
 
 RECEIVED = ("websocket.connect", "websocket.receive", "websocket.disconnect")
 SENT = ("websocket.accept", "websocket.send", "websocket.close")
@@ -24,25 +24,8 @@ EVENTS: dict[str, Any] = {
 }
 
 
-class Wire:
-    """A scripted server: hands out ``incoming`` events and records what the session sends."""
-
-    def __init__(self, *incoming: Any, send_error: BaseException | None = None) -> None:
-        self.incoming: list[ASGIReceiveEvent] = list(incoming)
-        self.sent: list[ASGISendEvent] = []
-        self.send_error = send_error
-
-    async def receive(self) -> ASGIReceiveEvent:
-        return self.incoming.pop(0)
-
-    async def send(self, message: ASGISendEvent) -> None:
-        if self.send_error is not None:
-            raise self.send_error
-        self.sent.append(message)
-
-
-def session_in(state: State, wire: Wire, metrics: Metrics | None = None) -> Session:
-    session = Session(websocket_scope("/ws"), wire.receive, wire.send, metrics=metrics)
+def session_in(state: State, wire: WebSocketClient, metrics: Metrics | None = None) -> Session:
+    session = Session(wire.scope, wire.asgi_receive, wire.asgi_send, metrics=metrics)
     session.state = state
     return session
 
@@ -51,9 +34,9 @@ def state_of(session: Session) -> State:
     return session.state  # a call, so mypy does not keep an earlier assert's narrowing
 
 
-async def act(session: Session, direction: str, message_type: str, wire: Wire) -> None:
+async def act(session: Session, direction: str, message_type: str, wire: WebSocketClient) -> None:
     if direction == "received":
-        wire.incoming.append(EVENTS[message_type])
+        wire.feed(EVENTS[message_type])
         if session.state is State.CONNECTING:
             await session.wait_connect()
         else:
@@ -78,7 +61,7 @@ ILLEGAL = [
 
 @pytest.mark.parametrize(("state", "direction", "kind"), ILLEGAL)
 async def test_illegal_pairs_raise_a_protocol_error_naming_both(state: State, direction: str, kind: str) -> None:
-    wire = Wire()
+    wire = WebSocketClient()
     session = session_in(state, wire)
     with pytest.raises(ProtocolError) as caught:
         await act(session, direction, kind, wire)
@@ -94,7 +77,9 @@ def test_the_illegal_table_is_not_empty() -> None:
 
 async def test_the_happy_path_counts_the_open_connection() -> None:
     metrics = Metrics()
-    wire = Wire(EVENTS["websocket.connect"], EVENTS["websocket.receive"], EVENTS["websocket.disconnect"])
+    wire = WebSocketClient(
+        script=[EVENTS["websocket.connect"], EVENTS["websocket.receive"], EVENTS["websocket.disconnect"]]
+    )
     session = session_in(State.CONNECTING, wire, metrics)
     await session.wait_connect()
     assert state_of(session) is State.HANDSHAKE
@@ -111,7 +96,7 @@ async def test_the_happy_path_counts_the_open_connection() -> None:
 
 
 async def test_closing_before_accept_is_a_refusal() -> None:
-    wire = Wire()
+    wire = WebSocketClient()
     session = session_in(State.HANDSHAKE, wire)
     await session.close(1008, "no")
     assert wire.sent == [{"type": "websocket.close", "code": 1008, "reason": "no"}]
@@ -119,7 +104,7 @@ async def test_closing_before_accept_is_a_refusal() -> None:
 
 
 async def test_close_is_idempotent() -> None:
-    wire = Wire()
+    wire = WebSocketClient()
     session = session_in(State.OPEN, wire)
     await session.close(1000)
     await session.close(1001)
@@ -128,7 +113,7 @@ async def test_close_is_idempotent() -> None:
 
 async def test_a_send_after_close_is_a_disconnect_not_a_protocol_error() -> None:
     # The hub's writer may send while another task closes the session: the peer is gone for both.
-    session = session_in(State.CLOSED, Wire())
+    session = session_in(State.CLOSED, WebSocketClient())
     with pytest.raises(Disconnected):
         await session.send_text("late")
 
@@ -136,9 +121,10 @@ async def test_a_send_after_close_is_a_disconnect_not_a_protocol_error() -> None
 @pytest.mark.parametrize("error", [OSError("gone"), ConnectionResetError(), RuntimeError("closed")])
 async def test_a_failing_send_is_a_disconnect(error: BaseException) -> None:
     metrics = Metrics()
-    session = session_in(State.HANDSHAKE, Wire(), metrics)
+    wire = WebSocketClient(error=error)
+    session = session_in(State.HANDSHAKE, wire, metrics)
     await session.accept()
-    session._send = Wire(send_error=error).send
+    wire.mode = "raise"
     with pytest.raises(Disconnected):
         await session.send_text("hi")
     assert session.state is State.CLOSED
@@ -154,25 +140,19 @@ async def test_a_failing_send_is_a_disconnect(error: BaseException) -> None:
     ],
 )
 async def test_a_receive_without_exactly_one_payload_is_a_protocol_error(event: dict[str, Any]) -> None:
-    session = session_in(State.OPEN, Wire(event))
+    session = session_in(State.OPEN, WebSocketClient(script=[event]))
     with pytest.raises(ProtocolError, match="not exactly one of text/bytes"):
         await session.receive_message()
 
 
 async def test_bytes_may_come_without_a_text_key() -> None:
-    session = session_in(State.OPEN, Wire({"type": "websocket.receive", "bytes": b"\x00"}))
+    session = session_in(State.OPEN, WebSocketClient(script=[{"type": "websocket.receive", "bytes": b"\x00"}]))
     assert await session.receive_message() == b"\x00"
 
 
 async def test_a_close_that_the_server_never_takes_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("asgi_chat.asgi.session.CLOSE_TIMEOUT", 0.05)
-    never = asyncio.Event()
-
-    async def stuck_send(message: ASGISendEvent) -> None:
-        await never.wait()
-
-    session = session_in(State.OPEN, Wire())
-    session._send = stuck_send
+    session = session_in(State.OPEN, WebSocketClient(mode="block", affects={"websocket.close"}))
     await asyncio.wait_for(session.close(1013, "slow"), 1)
     assert session.state is State.CLOSED
 
@@ -183,7 +163,7 @@ async def test_a_close_that_the_server_never_takes_is_bounded(monkeypatch: pytes
 async def test_a_disconnect_after_our_own_close_ends_the_reader_quietly() -> None:
     # granian at shutdown: the app closes from one task while its reader waits in receive, and the
     # server answers that receive with websocket.disconnect.
-    session = session_in(State.OPEN, Wire({"type": "websocket.disconnect", "code": 1005}))
+    session = session_in(State.OPEN, WebSocketClient(script=[{"type": "websocket.disconnect", "code": 1005}]))
     await session.close(1001, "server shutting down")
     with pytest.raises(Disconnected):
         await session.receive_message()
@@ -192,18 +172,18 @@ async def test_a_disconnect_after_our_own_close_ends_the_reader_quietly() -> Non
 
 async def test_close_codes_are_sent_as_plain_ints() -> None:
     # daphne (autobahn) checks type(code) == int: an IntEnum member fails the connection.
-    wire = Wire()
+    wire = WebSocketClient()
     await session_in(State.OPEN, wire).close(CloseCode.POLICY_VIOLATION, "no")
     assert [type(message.get("code")) for message in wire.sent] == [int]
 
 
 async def test_a_close_code_the_server_refuses_becomes_1000() -> None:
-    wire = Wire()
+    wire = WebSocketClient()
 
-    async def autobahn_send(message: ASGISendEvent) -> None:
+    async def autobahn_send(message: ASGISendEvent) -> None:  # daphne's quirk, on the fake server
         if message["type"] == "websocket.close" and message["code"] != 1000:
             raise Exception(f"invalid close code {message['code']} (must be 1000 or from [3000, 4999])")
-        wire.sent.append(message)
+        await wire.asgi_send(message)
 
     session = session_in(State.OPEN, wire)
     session._send = autobahn_send

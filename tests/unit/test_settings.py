@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import pytest
 
+from asgi_chat.ops import settings as settings_module
 from asgi_chat.ops.settings import Settings, SettingsError, from_env
+
+
+@pytest.fixture
+def fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forget which unknown names this process has warned about (it warns once per name)."""
+    monkeypatch.setattr(settings_module, "_warned", set())
 
 
 def test_defaults_without_environment() -> None:
@@ -63,8 +71,60 @@ def test_a_bad_value_names_the_variable(name: str, value: str) -> None:
         from_env({name: value})
 
 
+@pytest.mark.usefixtures("fresh_warnings")
 def test_an_unknown_variable_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="asgi_chat"):
         from_env({"ASGI_CHAT_MAX_CONECTIONS": "5", "OTHER": "x"})
     assert "ignoring unknown setting ASGI_CHAT_MAX_CONECTIONS" in caplog.text
     assert "OTHER" not in caplog.text
+
+
+# Each numeric setting and the unit its message must name: written out, not read from the fields'
+# own descriptions, so a description with the wrong unit fails here.
+UNITS = {
+    "ASGI_CHAT_MAX_MESSAGE_BYTES": ("a whole number", "bytes"),
+    "ASGI_CHAT_RATE_PER_SECOND": ("a number", "messages per second"),
+    "ASGI_CHAT_RATE_BURST": ("a whole number", "messages"),
+    "ASGI_CHAT_MAX_CONNECTIONS": ("a whole number", "connections"),
+    "ASGI_CHAT_MAX_CONNECTIONS_PER_ADDRESS": ("a whole number", "connections"),
+    "ASGI_CHAT_MAX_ITEM_ID_LENGTH": ("a whole number", "characters"),
+    "ASGI_CHAT_MAX_CREDENTIAL_LENGTH": ("a whole number", "characters"),
+    "ASGI_CHAT_OUTBOX_MAX_MESSAGES": ("a whole number", "messages"),
+    "ASGI_CHAT_OUTBOX_MAX_BYTES": ("a whole number", "bytes"),
+    "ASGI_CHAT_SEND_TIMEOUT": ("a number", "seconds"),
+    "ASGI_CHAT_MAX_TEXT_CHARS": ("a whole number", "characters"),
+    "ASGI_CHAT_DEDUP_SECONDS": ("a number", "seconds"),
+    "ASGI_CHAT_ROOMS_PER_CONNECTION": ("a whole number", "rooms"),
+    "ASGI_CHAT_MAX_ROOMS": ("a whole number", "rooms"),
+    "ASGI_CHAT_ROOM_IDLE_SECONDS": ("a number", "seconds"),
+    "ASGI_CHAT_REPLAY_MAX": ("a whole number", "messages"),
+    "ASGI_CHAT_HISTORY_MESSAGES": ("a whole number", "messages"),
+    "ASGI_CHAT_HISTORY_MAX_BYTES": ("a whole number", "bytes"),
+    "ASGI_CHAT_PRESENCE_TIMEOUT": ("a number", "seconds"),
+}
+
+
+def test_the_unit_table_covers_every_numeric_setting() -> None:
+    numeric = {
+        "ASGI_CHAT_" + spec.name.upper()
+        for spec in dataclasses.fields(Settings)
+        if type(spec.default) in (int, float)  # not bool: a flag has no unit
+    }
+    assert set(UNITS) == numeric
+
+
+@pytest.mark.parametrize("name", UNITS)
+def test_a_numeric_setting_that_is_not_a_number_names_its_unit(name: str) -> None:
+    kind, unit = UNITS[name]
+    with pytest.raises(SettingsError) as caught:
+        from_env({name: "abc"})
+    assert str(caught.value) == f"{name}='abc': expected {kind} of {unit} >= 0 (0 turns the limit off)"
+
+
+@pytest.mark.usefixtures("fresh_warnings")
+def test_an_unknown_name_is_warned_about_once_per_process(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="asgi_chat"):
+        for _ in range(3):
+            assert from_env({"ASGI_CHAT_SEND_TIMOUT": "1", "ASGI_CHAT_SEND_TIMEOUT": "2"}).send_timeout == 2
+    warned = [record.getMessage() for record in caplog.records if record.name == "asgi_chat"]
+    assert warned == ["ignoring unknown setting ASGI_CHAT_SEND_TIMOUT"]

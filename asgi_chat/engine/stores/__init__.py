@@ -52,6 +52,10 @@ class StoreListener(Protocol):
 
 
 class RoomStore(Protocol):
+    @property
+    def healthy(self) -> bool:
+        """False while the store cannot be reached (shown in /healthz and /metrics)."""
+
     async def open(self, listener: StoreListener) -> None:
         """Start telling ``listener`` what happens; idempotent."""
 

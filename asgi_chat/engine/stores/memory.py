@@ -41,8 +41,8 @@ DEDUP_MAX = 100_000
 class _Room:
     __slots__ = ("epoch", "first", "history", "top", "users")
 
-    def __init__(self) -> None:
-        self.epoch = secrets.token_hex(8)
+    def __init__(self, epoch: str) -> None:
+        self.epoch = epoch
         self.top = 0
         self.first = 1  # the oldest offset retained (top + 1 when none is)
         self.history: deque[Stored] = deque()
@@ -62,11 +62,13 @@ class MemoryStore:
         encode: Encoder,
         clock: Callable[[], float] = time.monotonic,
         wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        epochs: Callable[[], str] = lambda: secrets.token_hex(8),
     ) -> None:
         self.settings = settings
         self._encode = encode
         self._clock = clock
         self._wall_ms = wall_ms
+        self._epochs = epochs  # a new random epoch per room created (docs/ makes them predictable)
         self._listener: StoreListener | None = None
         self._rooms: dict[str, _Room] = {}
         self._idle: dict[str, float] = {}  # empty rooms -> since when, oldest first
@@ -113,7 +115,7 @@ class MemoryStore:
     def _create(self, room: str) -> _Room:
         if self.settings.max_rooms and len(self._rooms) >= self.settings.max_rooms:
             raise RoomLimit(f"this server holds {len(self._rooms)} rooms, its limit")
-        state = self._rooms[room] = _Room()
+        state = self._rooms[room] = _Room(self._epochs())
         return state
 
     def _sweep(self) -> None:

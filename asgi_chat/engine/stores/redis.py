@@ -208,7 +208,18 @@ class RedisStore:
         if served is not None and served.last is None:  # the first join here: live from this top
             served.epoch, served.last = epoch, top
             self._deliver_early(room, served)
+        elif served is not None and epoch != served.epoch:
+            # The room's history is gone and this read is the first to see it: the members here
+            # hear of the reset now, not at the next message, and catch up on the new epoch.
+            await self._reset(room, served, epoch, top)
         return Window(epoch, top, first, tuple(newest))
+
+    async def _reset(self, room: str, served: _Served, epoch: str, top: int) -> None:
+        served.epoch, served.last = epoch, 0
+        if self._listener is not None:
+            self._listener.reset(room, epoch)
+        if top:
+            await self._fill(room, served, top)
 
     def _deliver_early(self, room: str, served: _Served) -> None:
         """What was published after the window was read but heard before it: in order, as far
@@ -319,9 +330,7 @@ class RedisStore:
             served.early.append((epoch, offset, frame))
             return
         if epoch != served.epoch:
-            served.epoch, served.last = epoch, 0
-            if self._listener is not None:
-                self._listener.reset(room, epoch)
+            await self._reset(room, served, epoch, offset - 1)
         if offset <= served.last:
             return  # already delivered, from the stream
         if offset > served.last + 1:
@@ -333,10 +342,9 @@ class RedisStore:
         assert served.last is not None
         start = served.last + 1
         (stream,) = self._keys(room, "stream")
-        try:
-            entries = await self._call(lambda client: client.xrange(stream, f"{start}-0", f"{upto}-0"))
-        except StoreUnavailable:
-            entries = []
+        # Unreachable: not "lost" (the stream may hold it all), an outage for the listener to wait
+        # out; once resubscribed it catches up from here.
+        entries = await self._call(lambda client: client.xrange(stream, f"{start}-0", f"{upto}-0"))
         for stored in (_entry(entry_id, fields) for entry_id, fields in entries):
             self._report_lost(room, served, stored.offset - 1)
             self._hand_over(room, served, stored)
@@ -354,15 +362,15 @@ class RedisStore:
             self._listener.message(room, stored)
 
     async def _catch_up(self, room: str, served: _Served) -> None:
-        """After an outage: the room's epoch and top now, and what was published meanwhile."""
-        try:
-            window = await self.window(room, 0, 0)
-        except StoreUnavailable:
-            return
-        if window.epoch != served.epoch:
-            served.epoch, served.last = window.epoch, 0
-            if self._listener is not None:
-                self._listener.reset(room, window.epoch)
+        """After an outage: the room's epoch and top now, and what was published meanwhile.
+
+        Redis unreachable again is an outage for the listener (StoreUnavailable ends ``_relay``):
+        it resubscribes, and this runs again, rather than leaving the room behind until its next
+        message.
+        """
+        for user in list(served.users):  # Redis may have come back empty: be present again now
+            await self._enter(room, user)
+        window = await self.window(room, 0, 0)  # a new epoch is a reset, told by window() itself
         if served.last is not None and window.top > served.last:
             await self._fill(room, served, window.top)
 

@@ -9,6 +9,7 @@ const status = document.getElementById("status");
 const input = document.getElementById("messageText");
 const sendButton = document.getElementById("send");
 const reconnectButton = document.getElementById("reconnect");
+const retryButton = document.getElementById("retry");
 
 // A fresh six-digit id, kept in sessionStorage: that storage belongs to one tab, survives a
 // reload, and is gone when the tab closes. The tutorial used Date.now(); six digits read better.
@@ -90,6 +91,7 @@ const connection = new Connection({
     showState(status, state, detail);
     sendButton.disabled = state !== "connected";
     reconnectButton.hidden = state !== "closed";
+    retryButton.hidden = !connection.waiting; // while a reconnect waits out its backoff
     if (close?.wasOpen) note(`Disconnected: ${describeClose(close.code, close.reason)}`);
     if (state === "connected" && connectedBefore) note("Reconnected; anything said while away was missed");
     if (state === "connected") connectedBefore = true;
@@ -98,5 +100,6 @@ const connection = new Connection({
 
 bindComposer(document.getElementById("form"), input, connection);
 reconnectButton.addEventListener("click", () => connection.open());
+retryButton.addEventListener("click", () => connection.retryNow());
 
 connection.open();

@@ -9,18 +9,18 @@ export function socketUrl(path) {
   return `${scheme}//${location.host}${path}`;
 }
 
-// RFC 6455 section 7.4.1 and IANA's registry, in words a person can act on.
+// What a close code says (RFC 6455 section 7.4.1, IANA's registry), and no more than it says:
+// uvicorn sends 1012, "service restart", both when it restarts and when it stops for good.
 const CLOSE_MEANINGS = new Map([
-  [1000, "closed normally"],
-  [1001, "the server is going away"],
-  [1003, "the server accepts text messages only"],
-  [1005, "closed without a code"],
-  [1006, "connection lost"],
-  [1008, "refused by the server's policy"],
+  [1000, "normal closure"],
+  [1001, "going away"],
+  [1003, "text messages only"],
+  [1005, "no code given"],
+  [1008, "policy"],
   [1009, "message too big"],
   [1011, "server error"],
-  [1012, "the server is restarting"],
-  [1013, "the server is overloaded: try again later"],
+  [1012, "restart or stop"],
+  [1013, "try again later"],
 ]);
 
 // After these codes the same connection may well succeed a little later: going away (1001), lost
@@ -44,10 +44,13 @@ export function backoffDelay(attempt) {
   return ceiling / 2 + (Math.random() * ceiling) / 2;
 }
 
-// The server's own reason when it gave one (asgi_chat's are written for people), else the
-// code's meaning.
+// The server's own reason when it gave one (asgi_chat's are written for people), else what the
+// code says. 1006 is the browser's own code for a connection that ended without a close frame.
 export function describeClose(code, reason) {
-  return `${reason || (CLOSE_MEANINGS.get(code) ?? "closed")} (${code})`;
+  if (reason) return `${reason} (${code})`;
+  if (code === 1006) return "connection lost (1006)";
+  const meaning = CLOSE_MEANINGS.get(code);
+  return `the server closed the connection (${meaning ? `${code}: ${meaning}` : code})`;
 }
 
 // A browser reports a handshake the server refused (HTTP 403) exactly like a server that is
@@ -69,7 +72,8 @@ async function serverAnswers() {
  *
  * url() and protocols() are asked again before every attempt, so a reconnect uses what the
  * page holds now. With reconnect: true a drop with one of RETRY_CODES is retried after
- * backoffDelay(); refused is the detail shown when the server refuses the handshake.
+ * backoffDelay() ("reconnecting", with waiting true until the attempt starts; retryNow() starts
+ * it at once); refused is the detail shown when the server refuses the handshake.
  */
 export class Connection {
   #options;
@@ -88,6 +92,16 @@ export class Connection {
 
   get connected() {
     return this.#socket?.readyState === WebSocket.OPEN;
+  }
+
+  // True while a reconnect waits out its backoff: the time to offer "retry now".
+  get waiting() {
+    return this.#timer !== null;
+  }
+
+  // Start the waiting reconnect now (a person who knows the server is back need not wait).
+  retryNow() {
+    if (this.#timer !== null) this.#retryNow();
   }
 
   open() {
@@ -155,6 +169,7 @@ export class Connection {
   #retryNow() {
     clearTimeout(this.#timer);
     this.#timer = null;
+    this.#report("reconnecting", "trying again now");
     this.#connect();
   }
 

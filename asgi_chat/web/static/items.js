@@ -49,11 +49,15 @@ const connection = new Connection({
   // A browser sees only close code 1006 after the server's HTTP 403.
   refused: "refused: check the token",
   onMessage: (line) => appendReply(list, line),
-  onState(state, detail) {
+  onState(state, detail, close) {
     showState(status, state, detail);
     connectButton.disabled = state === "connecting"; // connected: Connect again with new values
     disconnectButton.disabled = state === "idle" || state === "closed";
     sendButton.disabled = state !== "connected";
+    // No reconnect by itself here (a credential the server refused would be refused again), but
+    // when the server or the network ended an open connection (not Disconnect), Connect says
+    // what it will do: the same item, token and q, unless you change them first.
+    connectButton.textContent = state === "closed" && close?.wasOpen ? "Reconnect" : "Connect";
   },
 });
 
