@@ -22,8 +22,9 @@ from .asgi.app import ChatApp, TracedChatApp
 from .context import Context
 from .endpoints import protocol
 from .engine.brokers import Broker, broker_from_url
-from .engine.fanout import Fanout, SlowConsumerPolicy
+from .engine.fanout import Fanout
 from .engine.hub import Hub
+from .engine.policy import SlowConsumerPolicy
 from .engine.rooms import Rooms
 from .engine.stores import RoomStore, store_from_url
 from .ops.deferred import DeferredApp

@@ -11,7 +11,8 @@ import pytest
 
 from asgi_chat.asgi.errors import Disconnected, TryAgainLater
 from asgi_chat.asgi.session import Session, State
-from asgi_chat.engine.fanout import FLOW, Fanout, Flow, Member, SlowConsumerPolicy, outgoing
+from asgi_chat.engine.fanout import FLOW, Fanout, Flow, Member, outgoing
+from asgi_chat.engine.policy import SlowConsumerPolicy
 from asgi_chat.ops.metrics import Metrics
 from tests.helpers import TIMEOUT, WebSocketClient
 

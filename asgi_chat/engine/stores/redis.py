@@ -11,7 +11,7 @@ Offsets are assigned by Redis, so a room has one sequence for all processes, and
 Redis Stream, trimmed with ``MAXLEN ~``: at least ``history_messages`` kept) outlives every app
 process: a deploy that restarts them all loses nothing, clients resume from Redis.
 
-What each process keeps is only what it serves: the rooms with members here (:class:`_Served`:
+What each process keeps is only what it serves: the rooms with members here (:class:`Feed`:
 their local connections per user, the epoch and the last offset delivered here). A process
 subscribes to a room's channel while it has members in it, and a join waits for that
 subscription to be confirmed before it reads the room's window (the rooms engine buffers what
@@ -35,8 +35,7 @@ import logging
 import random
 import secrets
 import time
-from collections import Counter
-from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from redis.asyncio import Redis
@@ -46,23 +45,13 @@ from redis.exceptions import RedisError
 from ...ops.settings import Settings
 from ..brokers.redis import Timing, cancel_all, redis_client
 from ..brokers.wire import backoff_delay, describe, redact_url
-from ..replay import LOST, Stored, Window
+from ..replay import Stored, Window
 from . import Encoder, StoreListener, StoreUnavailable, lua
+from .feed import Feed
 
 logger = logging.getLogger("asgi_chat")
 
 OFFSET_MARK = '"offset":0,'  # where the frame template takes the offset Redis assigns
-
-
-@dataclass(slots=True)
-class _Served:
-    """A room this process has members in."""
-
-    users: Counter[str] = field(default_factory=Counter)  # user -> connections here
-    epoch: str | None = None
-    last: int | None = None  # the last offset delivered here
-    confirmed: asyncio.Event = field(default_factory=asyncio.Event)  # our subscription is live
-    early: list[tuple[str, int, str]] = field(default_factory=list)  # arrived before the first window
 
 
 class RedisStore:
@@ -74,7 +63,7 @@ class RedisStore:
         self.process = secrets.token_hex(8)
         self._encode = encode
         self._listener: StoreListener | None = None
-        self._served: dict[str, _Served] = {}
+        self._served: dict[str, Feed] = {}
         self._client: Redis | None = None
         self._pubsub: PubSub | None = None
         self._tasks: tuple[asyncio.Task[None], ...] = ()
@@ -137,7 +126,7 @@ class RedisStore:
     async def enter(self, room: str, user: str) -> list[str]:
         served = self._served.get(room)
         if served is None:
-            served = self._served[room] = _Served()
+            served = self._served[room] = Feed(room, self._listener, partial(self._range, room))
             await self._subscribe(room, served)
         served.users[user] += 1
         try:
@@ -156,7 +145,7 @@ class RedisStore:
         args: list[object] = [entry, user, deadline, self._channel(room), 2 * timeout_ms, self._idle_ms()]
         await self._run("ENTER", self._keys(room, "here", "users", "meta", "stream"), args)
 
-    async def _subscribe(self, room: str, served: _Served) -> None:
+    async def _subscribe(self, room: str, served: Feed) -> None:
         """Subscribe to the room's channel and wait until Redis confirms it."""
         try:
             if self._pubsub is None:
@@ -204,30 +193,19 @@ class RedisStore:
         epoch, top, first = reply[0].decode(), int(reply[1]), int(reply[2])
         newest = _stored(reply[3:])
         newest.reverse()
-        served = self._served.get(room)
-        if served is not None and served.last is None:  # the first join here: live from this top
-            served.epoch, served.last = epoch, top
-            self._deliver_early(room, served)
-        elif served is not None and epoch != served.epoch:
+        feed = self._served.get(room)
+        if feed is not None and feed.last is None:  # the first join here: live from this top
+            feed.start(epoch, top)
+        elif feed is not None and epoch != feed.epoch:
             # The room's history is gone and this read is the first to see it: the members here
             # hear of the reset now, not at the next message, and catch up on the new epoch.
-            await self._reset(room, served, epoch, top)
+            await feed.reset(epoch, top)
         return Window(epoch, top, first, tuple(newest))
 
-    async def _reset(self, room: str, served: _Served, epoch: str, top: int) -> None:
-        served.epoch, served.last = epoch, 0
-        if self._listener is not None:
-            self._listener.reset(room, epoch)
-        if top:
-            await self._fill(room, served, top)
-
-    def _deliver_early(self, room: str, served: _Served) -> None:
-        """What was published after the window was read but heard before it: in order, as far
-        as it is contiguous (a hole left is filled at the room's next message)."""
-        early, served.early = sorted(served.early, key=lambda item: item[1]), []
-        for epoch, offset, frame in early:
-            if epoch == served.epoch and served.last is not None and offset == served.last + 1:
-                self._hand_over(room, served, Stored(offset, frame, len(frame)))
+    async def _range(self, room: str, first: int, last: int) -> list[Stored]:
+        (stream,) = self._keys(room, "stream")
+        entries = await self._call(lambda client: client.xrange(stream, f"{first}-0", f"{last}-0"))
+        return [_entry(entry_id, fields) for entry_id, fields in entries]
 
     async def before(self, room: str, before: int, limit: int) -> list[Stored]:
         (stream,) = self._keys(room, "stream")
@@ -322,46 +300,9 @@ class RedisStore:
                 self._listener.presence(room, user, event)
             return
         epoch, offset, frame = rest.split(" ", 2)
-        await self._deliver(room, self._served[room], epoch, int(offset), frame)
+        await self._served[room].deliver(epoch, int(offset), frame)
 
-    async def _deliver(self, room: str, served: _Served, epoch: str, offset: int, frame: str) -> None:
-        """Deliver one message here in offset order: a new epoch resets, a hole is filled first."""
-        if served.last is None:  # the first join here has not read the room's window yet
-            served.early.append((epoch, offset, frame))
-            return
-        if epoch != served.epoch:
-            await self._reset(room, served, epoch, offset - 1)
-        if offset <= served.last:
-            return  # already delivered, from the stream
-        if offset > served.last + 1:
-            await self._fill(room, served, offset - 1)
-        self._hand_over(room, served, Stored(offset, frame, len(frame)))
-
-    async def _fill(self, room: str, served: _Served, upto: int) -> None:
-        """Deliver what the stream holds after ``served.last`` up to ``upto``; the rest as gap lost."""
-        assert served.last is not None
-        start = served.last + 1
-        (stream,) = self._keys(room, "stream")
-        # Unreachable: not "lost" (the stream may hold it all), an outage for the listener to wait
-        # out; once resubscribed it catches up from here.
-        entries = await self._call(lambda client: client.xrange(stream, f"{start}-0", f"{upto}-0"))
-        for stored in (_entry(entry_id, fields) for entry_id, fields in entries):
-            self._report_lost(room, served, stored.offset - 1)
-            self._hand_over(room, served, stored)
-        self._report_lost(room, served, upto)
-
-    def _report_lost(self, room: str, served: _Served, upto: int) -> None:
-        assert served.last is not None
-        if upto > served.last and self._listener is not None:
-            self._listener.gap(room, served.last + 1, upto, LOST)
-            served.last = upto
-
-    def _hand_over(self, room: str, served: _Served, stored: Stored) -> None:
-        served.last = stored.offset
-        if self._listener is not None:
-            self._listener.message(room, stored)
-
-    async def _catch_up(self, room: str, served: _Served) -> None:
+    async def _catch_up(self, room: str, served: Feed) -> None:
         """After an outage: the room's epoch and top now, and what was published meanwhile.
 
         Redis unreachable again is an outage for the listener (StoreUnavailable ends ``_relay``):
@@ -372,7 +313,7 @@ class RedisStore:
             await self._enter(room, user)
         window = await self.window(room, 0, 0)  # a new epoch is a reset, told by window() itself
         if served.last is not None and window.top > served.last:
-            await self._fill(room, served, window.top)
+            await served.fill(window.top)
 
     def _came_up(self) -> None:
         if self._subscribed.is_set():

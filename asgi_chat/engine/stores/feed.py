@@ -1,0 +1,94 @@
+"""One room's feed in one process: the Redis store's messages delivered here in offset order.
+
+Pub/sub is at-most-once: a message published while a subscriber's connection was down never
+reaches it. A :class:`Feed` remembers the last offset delivered here and the epoch it belongs
+to, and makes the stream of messages the rooms engine hears gap-free or honest:
+
+- a message whose offset is the last plus one goes through;
+- one already delivered (filled from the stream before its pub/sub copy came) is dropped;
+- one further on first has the hole filled from the room's Redis Stream, and what the stream no
+  longer holds is told as a ``gap`` ``lost`` with exact bounds;
+- one of another epoch (the room's history is gone) is a ``reset``, then the new epoch from 1.
+
+Before the first join here has read the room's window, there is no position yet: what arrives is
+kept (:attr:`Feed.early`) and delivered once the window sets the position.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from ..replay import LOST, Stored
+from . import StoreListener
+
+# (first, last) -> what the room's stream holds of those offsets, ascending.
+Fetch = Callable[[int, int], Awaitable[list[Stored]]]
+
+
+@dataclass(slots=True)
+class Feed:
+    """A room this process has members in, and where its messages are up to here."""
+
+    room: str
+    listener: StoreListener | None
+    fetch: Fetch
+    users: Counter[str] = field(default_factory=Counter)  # user -> connections here
+    epoch: str | None = None
+    last: int | None = None  # the last offset delivered here; None until the first window
+    confirmed: asyncio.Event = field(default_factory=asyncio.Event)  # our subscription is live
+    early: list[tuple[str, int, str]] = field(default_factory=list)  # heard before the first window
+
+    def start(self, epoch: str, top: int) -> None:
+        """The first join's window: live from ``top``, with what was heard early that follows it."""
+        self.epoch, self.last = epoch, top
+        early, self.early = sorted(self.early, key=lambda item: item[1]), []
+        for their_epoch, offset, frame in early:
+            if their_epoch == epoch and offset == self.last + 1:  # a hole left is filled at the next message
+                self._hand_over(Stored(offset, frame, len(frame)))
+
+    async def deliver(self, epoch: str, offset: int, frame: str) -> None:
+        """One published message, delivered here in offset order (see the module docstring)."""
+        if self.last is None:
+            self.early.append((epoch, offset, frame))
+            return
+        if epoch != self.epoch:
+            await self.reset(epoch, offset - 1)
+        if offset <= self.last:
+            return  # already delivered, from the stream
+        if offset > self.last + 1:
+            await self.fill(offset - 1)
+        self._hand_over(Stored(offset, frame, len(frame)))
+
+    async def reset(self, epoch: str, top: int) -> None:
+        """A new epoch: the members here are told, then get its messages from 1 to ``top``."""
+        self.epoch, self.last = epoch, 0
+        if self.listener is not None:
+            self.listener.reset(self.room, epoch)
+        if top:
+            await self.fill(top)
+
+    async def fill(self, upto: int) -> None:
+        """Deliver what the stream holds after :attr:`last` up to ``upto``; the rest as gap lost.
+
+        A store out of reach raises (StoreUnavailable): not "lost", since the stream may hold it
+        all, but an outage for the listener to wait out, after which it catches up from here.
+        """
+        assert self.last is not None
+        for stored in await self.fetch(self.last + 1, upto):
+            self._report_lost(stored.offset - 1)
+            self._hand_over(stored)
+        self._report_lost(upto)
+
+    def _report_lost(self, upto: int) -> None:
+        assert self.last is not None
+        if upto > self.last and self.listener is not None:
+            self.listener.gap(self.room, self.last + 1, upto, LOST)
+            self.last = upto
+
+    def _hand_over(self, stored: Stored) -> None:
+        self.last = stored.offset
+        if self.listener is not None:
+            self.listener.message(self.room, stored)
