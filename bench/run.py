@@ -13,6 +13,17 @@ Each scenario is measured with and without a permessage-deflate offer from the c
 over the repetitions are printed, written to ``bench/results/latest.json`` and, for a full run,
 to the section of README.md between ``<!-- bench:start -->`` and ``<!-- bench:end -->``.
 
+The rooms scenario (issue 11's benchmark) runs on asgi_chat alone, its `asgi-chat.v1` room on
+``/chat/ws`` (wsload ``--proto v1``: hello, join, say) beside its tutorial chat on ``/ws/{id}``:
+fan-out to one room of ``rooms_members`` with one sender, idle memory per room member, and
+``rooms_members`` clients resuming at once after each missed ``rooms_missed`` lines (wsload
+``--mode resume``, the room only), permessage-deflate not offered.
+
+The roomscale scenario (issue 12's benchmark) is the scale-out comparison for one room of
+``scaleout_receivers`` on ``/chat/ws`` (A: 2 workers and the Redis room store, B: 1 process and
+the memory store), plus the messages/s one sender pushes through the Redis store's atomic
+append+publish against a plain PUBLISH (``bench/redis_append.py``).
+
 The scale-out scenario compares asgi_chat under ``uvicorn --workers 2`` sharing one chat through
 a Redis server of its own against one asgi_chat process with the memory broker, nothing pinned.
 
@@ -20,7 +31,7 @@ Usage::
 
     python bench/run.py                     # everything (what `make bench` runs)
     python bench/run.py --quick             # 1 repetition, smaller sizes
-    python bench/run.py --scenario stalled  # one scenario (fanout, stalled, idle, echo, scaleout)
+    python bench/run.py --scenario stalled  # one scenario (fanout, stalled, idle, echo, rooms, scaleout)
 """
 
 from __future__ import annotations
@@ -103,6 +114,8 @@ class Sizes:
     scaleout_receivers: int  # fan-out with the same window, size and duration as `fanout`
     scaleout_pairs: int  # runs of A and of B, alternating, in each repetition
     no_progress: float  # a run with no delivery for this long is stopped and reported as is
+    rooms_members: int = 1000  # the rooms scenario: members of the one room (fan-out, idle, resume)
+    rooms_missed: int = 100  # lines each resuming client missed
 
 
 FULL = Sizes(
@@ -136,7 +149,7 @@ QUICK = dataclasses.replace(
     scaleout_pairs=1,
 )
 
-SCENARIOS = ("fanout", "stalled", "idle", "echo", "scaleout")
+SCENARIOS = ("fanout", "stalled", "idle", "echo", "rooms", "scaleout", "roomscale")
 
 # --- servers ------------------------------------------------------------------------------------
 
@@ -147,6 +160,7 @@ class Server:
     title: str
     argv: Callable[[int], list[str]]
     env: dict[str, str]
+    client_args: tuple[str, ...] = ()  # extra wsload arguments (the rooms scenario's --proto v1)
 
 
 def _uvicorn(app: str, *extra: str) -> Callable[[int], list[str]]:
@@ -180,6 +194,39 @@ SCALEOUT = (
         SERVER_ENV,
     ),
     Server("memory-1p", "B: 1 process, memory broker", _uvicorn("asgi_chat:app"), SERVER_ENV),
+)
+
+
+# The rooms scenario: one asgi_chat (the same server, options and limits as above) measured through
+# its tutorial chat on /ws/{id} and through an asgi-chat.v1 room on /chat/ws.
+ROOMS = (
+    Server("asgi_chat", "asgi_chat /ws/{id} (tutorial chat)", _uvicorn("asgi_chat:app"), SERVER_ENV),
+    Server("asgi_chat-room", "asgi_chat /chat/ws room", _uvicorn("asgi_chat:app"), SERVER_ENV, ("--proto", "v1")),
+)
+
+
+# The roomscale scenario: the scale-out's A and B serving one asgi-chat.v1 room (A's rooms on Redis).
+SCALEOUT_ROOMS = tuple(
+    dataclasses.replace(s, name=f"{s.name}-room", title=title, client_args=("--proto", "v1"))
+    for s, title in zip(
+        SCALEOUT, (f"A: {SCALEOUT_WORKERS} workers + Redis store", "B: 1 process, memory store"), strict=True
+    )
+)
+
+
+def _append(mode: str) -> Callable[[int], list[str]]:
+    """bench/redis_append.py against the redis-server on `port` (its argv, given the port)."""
+
+    def argv(port: int) -> list[str]:
+        url = f"redis://{HOST}:{port}/0"
+        return [sys.executable, str(BENCH / "redis_append.py"), "--url", url, "--mode", mode, "--seconds", "3"]
+
+    return argv
+
+
+REDIS_APPEND = (
+    Server("redis-append", "RedisStore.append (Lua: offset, XADD, PUBLISH)", _append("append"), {}),
+    Server("redis-publish", "plain PUBLISH of the same frame", _append("publish"), {}),
 )
 
 
@@ -563,6 +610,11 @@ class Case:
     deadline: float  # seconds the load generator may take for its measured part
     server_cpus: int | str = SERVER_CPU  # taskset -c for the server side ...
     client_cpus: int | str = CLIENT_CPU  # ... and for the load generator
+    kind: str = ""  # how it is measured (fanout, idle, resume) when not its scenario's name
+
+    @property
+    def measure(self) -> str:
+        return self.kind or self.scenario
 
 
 def cases(sizes: Sizes, only: Sequence[str]) -> list[Case]:
@@ -623,6 +675,72 @@ def cases(sizes: Sizes, only: Sequence[str]) -> list[Case]:
                     sizes.echo_seconds + 60,
                 )
             )  # fmt: skip
+    if "rooms" in only:
+        n, room = sizes.rooms_members, ("--room", "bench")
+        result.append(
+            Case(
+                f"rooms-fanout-{n}",
+                "rooms",
+                f"One room of {n} members, one sender, {sizes.fanout_size} B lines, window {sizes.window}",
+                (
+                    "--mode", "fanout", "--receivers", str(n), "--duration", str(sizes.fanout_seconds),
+                    "--size", str(sizes.fanout_size), *room, *common,
+                ),
+                sizes.fanout_seconds + 150,  # 1000 joins announce presence to each other first
+                kind="fanout",
+            )
+        )  # fmt: skip
+        result.append(
+            Case(
+                f"rooms-idle-{n}",
+                "rooms",
+                f"{n} idle members of one room (hello + join) vs {n} idle tutorial chat connections",
+                ("--mode", "idle", "--connections", str(n), *room),
+                150,
+                kind="idle",
+            )
+        )
+        result.append(
+            Case(
+                f"rooms-resume-{n}",
+                "rooms",
+                f"{n} clients resuming at once after each missed {sizes.rooms_missed} lines",
+                (
+                    "--mode", "resume", "--receivers", str(n), "--missed", str(sizes.rooms_missed),
+                    "--concurrency", str(n), *room, "--no-progress", str(max(sizes.no_progress, 10.0)),
+                ),
+                180,
+                kind="resume",
+            )
+        )  # fmt: skip
+    if "roomscale" in only:
+        n = sizes.scaleout_receivers
+        result.append(
+            Case(
+                f"roomscale-{n}",
+                "roomscale",
+                f"One room of {n} members on /chat/ws: {SCALEOUT_WORKERS} workers + Redis store vs 1 process, "
+                f"memory store, {sizes.fanout_size} B lines, window {sizes.window}, nothing pinned",
+                (
+                    "--mode", "fanout", "--receivers", str(n), "--duration", str(sizes.fanout_seconds),
+                    "--size", str(sizes.fanout_size), "--room", "bench", *common,
+                ),
+                sizes.fanout_seconds + 150,
+                server_cpus=ALL_CPUS,
+                client_cpus=ALL_CPUS,
+                kind="scaleout",
+            )
+        )  # fmt: skip
+        result.append(
+            Case(
+                "redis-append",
+                "roomscale",
+                "One sender, each call awaited: the Redis store's append+publish vs plain PUBLISH, 3 s",
+                (),
+                60,
+                kind="append",
+            )
+        )
     if "scaleout" in only:
         n = sizes.scaleout_receivers
         result.append(
@@ -645,12 +763,13 @@ def cases(sizes: Sizes, only: Sequence[str]) -> list[Case]:
 
 def rounds(case: Case, sizes: Sizes) -> int:
     """Runs of each server per repetition: 1, or sizes.scaleout_pairs for scale-out's A and B."""
-    return sizes.scaleout_pairs if case.scenario == "scaleout" else 1
+    return sizes.scaleout_pairs if case.measure == "scaleout" else 1
 
 
 def case_deflates(case: Case, deflates: Sequence[bool]) -> list[bool]:
-    """Scale-out runs without deflate (the question is the broker), unless only `--deflate on` was asked."""
-    if case.scenario == "scaleout" and False in deflates:
+    """Scale-out and rooms run without deflate (the question is the broker, the room), unless only
+    `--deflate on` was asked."""
+    if case.scenario in ("scaleout", "rooms", "roomscale") and False in deflates:
         return [False]
     return list(deflates)
 
@@ -659,15 +778,22 @@ def run_one(server: Server, case: Case, deflate: bool, rep: int, sizes: Sizes) -
     """One measurement on a fresh server: returns the load generator's result plus server figures."""
     tag = f"{case.key}-{'deflate' if deflate else 'plain'}-{server.name}-r{rep}"
     record: dict[str, Any] = {"server": server.name, "case": case.key, "scenario": case.scenario}
+    record["kind"] = case.measure
     record |= {"deflate": deflate, "rep": rep, "ok": False, "error": None}
     record["quiet_wait_s"], record["busy_before_pct"] = wait_for_quiet()
     began = time.monotonic()
     redis: RedisProcess | None = None
     proc: ServerProcess | None = None
     try:
+        if case.measure == "append":
+            record |= measure_append(server, case, tag)
+            record["ok"] = "error" not in record["client"]
+            if not record["ok"]:
+                record["error"] = record["client"]["error"]
+            return record
         extra_env: dict[str, str] = {}
         companions: dict[int, str] = {}
-        if server.name == "redis-2w":
+        if server.name.startswith("redis-2w"):
             redis = RedisProcess(tag, case.server_cpus)
             redis.wait_ready()
             extra_env["ASGI_CHAT_BROKER_URL"] = redis.url
@@ -678,10 +804,13 @@ def run_one(server: Server, case: Case, deflate: bool, rep: int, sizes: Sizes) -
         if redis is not None:
             redis.wait_subscribers(SCALEOUT_WORKERS)  # every worker's lifespan (and broker) is up
         record["server_processes"] = {str(pid): role for pid, role in proc.find_processes().items()}
-        args = [*case.args, "--port", str(proc.port), "--deflate", "1" if deflate else "0", "--hold", "120"]
-        if case.scenario == "idle":
+        args = [*case.args, *server.client_args, "--port", str(proc.port), "--deflate", "1" if deflate else "0"]
+        args += ["--hold", "120"]
+        if case.measure == "idle":
             record |= measure_idle(proc, args, case, sizes, tag)
-        elif case.scenario == "scaleout":
+        elif case.measure == "resume":
+            record |= measure_resume(proc, args, case, tag)
+        elif case.measure == "scaleout":
             record |= measure_load(proc, args, case, tag, after=scaleout_figures)
         else:
             record |= measure_load(proc, args, case, tag)
@@ -763,6 +892,63 @@ def measure_load(
             out |= after(proc, client, out["client"])
     finally:
         proc.stop()  # before the client leaves: nobody measures the farewell broadcasts
+        client.finish()
+    return out
+
+
+def measure_append(server: Server, case: Case, tag: str) -> dict[str, Any]:
+    """bench/redis_append.py on CLIENT_CPU against a redis-server of its own on SERVER_CPU."""
+    redis = RedisProcess(tag, case.server_cpus)
+    out: dict[str, Any] = {}
+    try:
+        redis.wait_ready()
+        out["broker_url"] = redis.url
+        b0 = cpu_ticks(redis.pid)
+        with (LOGS / f"{tag}.client.log").open("wb") as log:
+            done = subprocess.run(
+                [*taskset(case.client_cpus), *server.argv(redis.port)],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                timeout=case.deadline,
+                check=False,
+            )
+        lines = done.stdout.decode(errors="replace").strip().splitlines()
+        out["client"] = json.loads(lines[-1]) if lines else {"error": f"exited with {done.returncode}"}
+        seconds = float(out["client"].get("seconds") or 0)
+        if seconds > 0:
+            out["redis_cpu_pct"] = 100 * (cpu_ticks(redis.pid) - b0) / CLK_TCK / seconds  # warm-up included
+    except subprocess.TimeoutExpired:
+        out["client"] = {"error": f"no result within {case.deadline:g} s"}
+    finally:
+        redis.stop()
+    return out
+
+
+def measure_resume(proc: ServerProcess, args: list[str], case: Case, tag: str) -> dict[str, Any]:
+    """The room's resume: server memory when the reconnects begin, and its peak (VmHWM) at the end.
+
+    VmHWM is the peak of the server's whole life, setup included (the joins, their presence, the
+    leaves); `peak_before_kib` says whether the resume itself raised it.
+    """
+    client = LoadClient([*args, "--deadline", str(case.deadline)], LOGS / f"{tag}.client.log", case.client_cpus)
+    out: dict[str, Any] = {}
+    try:
+        deadline = time.monotonic() + case.deadline + 30
+        marks: dict[str, Mark] = {}
+        while (event := client.event(deadline))["event"] != "result":
+            if event["event"] in ("start", "end"):
+                marks[event["event"]] = Mark.read(proc, client.proc.pid)
+            if event["event"] == "start":
+                out["rss_before_kib"] = proc.status_kib("VmRSS")
+                out["peak_before_kib"] = proc.status_kib("VmHWM")
+        out["client"] = event
+        out |= cpu_figures(marks, proc.roles)
+        out["server_rss_kib"] = proc.status_kib("VmRSS")
+        out["server_peak_rss_kib"] = proc.status_kib("VmHWM")
+    finally:
+        proc.stop()
         client.finish()
     return out
 
@@ -946,6 +1132,31 @@ def _mib(kib: object) -> float | None:
     return None if kib is None else float(kib) / 1024  # type: ignore[arg-type]
 
 
+def _exact_pct(record: dict[str, Any]) -> float | None:
+    c = record.get("client", {})
+    return 100 * c["recovered_exact"] / c["clients"] if c.get("clients") else None
+
+
+# The rooms scenario's figures, by how each case is measured.
+ROOMS_METRICS: dict[str, tuple[Metric, ...]] = {
+    "fanout": METRICS["fanout"],
+    "idle": METRICS["idle"],
+    "resume": (
+        Metric("clients that recovered exactly", "%", _exact_pct, True, "{:.1f}"),
+        Metric("seconds until every client has every missed line", "s", _client("seconds"), False, "{:.2f}"),
+        Metric("a client's time to all its lines, p50", "ms", _client("lat_p50_ms"), False, "{:.0f}"),
+        Metric("a client's time to all its lines, p99", "ms", _client("lat_p99_ms"), False, "{:.0f}"),
+        Metric("server RSS when the reconnects began", "MiB", lambda r: _mib(r.get("rss_before_kib")), False,
+               "{:.0f}"),
+        Metric("server peak RSS (VmHWM, its whole life)", "MiB", lambda r: _mib(r.get("server_peak_rss_kib")),
+               False, "{:.0f}"),
+        Metric("… the peak before the reconnects", "MiB", lambda r: _mib(r.get("peak_before_kib")), False,
+               "{:.0f}"),
+        *CPU_METRICS,
+    ),
+}  # fmt: skip
+
+
 def median(values: Sequence[float | None]) -> float | None:
     present = [v for v in values if v is not None]
     return statistics.median(present) if present else None
@@ -1087,6 +1298,23 @@ def evaluate_targets(records: Sequence[dict[str, Any]], sizes: Sizes, deflates: 
                     "" if floor is None else f"bare ASGI loop {fmt_ratio(ratio(floor, t))} of the tutorial",
                 )
             )
+    targets += rooms_targets(records, sizes)
+    room_scale = [r for r in records if r["scenario"] == "roomscale" and r["server"] == SCALEOUT_ROOMS[0].name]
+    if room_scale:
+        counts = delivery_counts(room_scale)
+        deliveries = sum(int(r.get("client", {}).get("deliveries", 0)) for r in room_scale)
+        targets.append(
+            Target(
+                f"One room across {SCALEOUT_WORKERS} workers + Redis store: every receiver gets every line once, "
+                "in order",
+                False,
+                f"{counts['lost']} lost, {counts['out_of_order']} out of order, {counts['duplicates']} duplicates, "
+                f"{counts['healthy_closed']} receivers closed ({deliveries:,} deliveries, {len(room_scale)} runs)",
+                "0 / 0 / 0 / 0",
+                all(r["ok"] for r in room_scale) and not any(counts.values()),
+                "the Redis room store's offsets, one sequence for all processes",
+            )
+        )
     scale = [r for r in records if r["scenario"] == "scaleout" and r["server"] == SCALEOUT[0].name]
     if scale:
         counts = delivery_counts(scale)
@@ -1104,6 +1332,60 @@ def evaluate_targets(records: Sequence[dict[str, Any]], sizes: Sizes, deflates: 
             )
         )
     return targets
+
+
+def rooms_targets(records: Sequence[dict[str, Any]], sizes: Sizes) -> list[Target]:
+    """Issue 11's three: a room's fan-out and idle memory vs the tutorial chat on asgi_chat, resume exact."""
+    out: list[Target] = []
+    n, missed = sizes.rooms_members, sizes.rooms_missed
+    room, chat = ROOMS[1].name, ROOMS[0].name
+    cases_seen = {r["case"] for r in records}
+    if f"rooms-fanout-{n}" in cases_seen:
+        dps = find(METRICS["fanout"], "deliveries")
+        a, t = (med(records, s, f"rooms-fanout-{n}", False, dps) for s in (room, chat))
+        rt = ratio(a, t)
+        out.append(
+            Target(
+                f"Room of {n} members, one sender: deliveries/s vs the tutorial chat on asgi_chat",
+                False,
+                f"{fmt_ratio(rt)} ({fmt(a)} vs {fmt(t)})",
+                "≥ 0.9x",
+                None if rt is None else rt >= 0.9,
+                "the same asgi_chat server: /chat/ws room vs /ws/{id}",
+            )
+        )
+    if f"rooms-resume-{n}" in cases_seen:
+        runs = select_records(records, room, f"rooms-resume-{n}", False)
+        exact = [int(r.get("client", {}).get("recovered_exact", 0)) for r in runs]
+        seconds = median([_client("seconds")(r) for r in runs])
+        peak = median([_mib(r.get("server_peak_rss_kib")) for r in runs])
+        ok = bool(runs) and all(r["ok"] for r in runs) and all(e == n for e in exact)
+        out.append(
+            Target(
+                f"{n} clients resume at once after each missed {missed} lines: all recover exactly",
+                False,
+                f"{min(exact, default=0)} of {n} exact (worst of {len(runs)}), {fmt(seconds, '{:.2f}')} s, "
+                f"server peak RSS {fmt(peak, '{:.0f}')} MiB",
+                f"{n} of {n}; report seconds and peak RSS",
+                ok if runs else None,
+                "every missed offset once, in order, no gap",
+            )
+        )
+    if f"rooms-idle-{n}" in cases_seen:
+        mem = find(METRICS["idle"], "server memory per connection")
+        a, t = (med(records, s, f"rooms-idle-{n}", False, mem) for s in (room, chat))
+        rt = ratio(a, t)
+        out.append(
+            Target(
+                "Idle room member memory vs an idle tutorial chat connection",
+                False,
+                f"{fmt_ratio(rt)} ({fmt(a, '{:.1f}')} vs {fmt(t, '{:.1f}')} KiB)",
+                "≤ 1.25x",
+                None if rt is None else rt <= 1.25,
+                f"{n} connections each, the same asgi_chat server",
+            )
+        )
+    return out
 
 
 def delivery_counts(runs: Sequence[dict[str, Any]]) -> dict[str, int]:
@@ -1150,8 +1432,8 @@ def figures_table(records: Sequence[dict[str, Any]], all_cases: Sequence[Case], 
         "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for case in all_cases:
-        if case.scenario == "scaleout":
-            continue  # a table of its own: scaleout_section
+        if case.scenario in ("scaleout", "rooms", "roomscale"):
+            continue  # a table of its own: scaleout_section, rooms_section, roomscale_section
         for deflate in deflates:
             if not any(select_records(records, n, case.key, deflate) for n in names):
                 continue
@@ -1380,6 +1662,113 @@ def scaleout_section(records: Sequence[dict[str, Any]], sizes: Sizes) -> list[st
     return lines
 
 
+def rooms_section(records: Sequence[dict[str, Any]], all_cases: Sequence[Case]) -> list[str]:
+    """The rooms scenario: asgi_chat's /chat/ws room beside its own tutorial chat on /ws/{id}."""
+    chat, room = ROOMS
+    rows = []
+    for case in all_cases:
+        if case.scenario != "rooms":
+            continue
+        for metric in ROOMS_METRICS[case.measure]:
+            t, a = (med(records, s.name, case.key, False, metric) for s in (chat, room))
+            if t is None and a is None:
+                continue
+            cell = fmt_ratio(ratio(a, t)) if metric.higher_is_better is not None and t is not None else ""
+            rows.append(f"| {case.key} | {metric.name} ({metric.unit}) | {fmt(t, metric.fmt)} | "
+                        f"{fmt(a, metric.fmt)} | {cell} |")  # fmt: skip
+    if not rows:
+        return []
+    return [
+        "### Rooms: an asgi-chat.v1 room beside the tutorial chat, on asgi_chat",
+        "",
+        "One asgi_chat server (the options and limits above), fresh for each run, measured through its "
+        "tutorial chat (`/ws/{id}`, wsload as in fanout) and through one room of `/chat/ws` (wsload "
+        "`--proto v1`: subprotocol `asgi-chat.v1`, each connection says `hello` as `u<id>` and `join`s "
+        "room `bench`; the sender's lines are `say` frames; receivers read each `msg`'s `text`). "
+        "permessage-deflate not offered. A room connection counts as open once its `joined` arrived; "
+        "the 1000 joins announce presence to each other (about N²/2 frames) before the sender joins, and "
+        "the measured phase starts after a warm-up line has reached every member, so after that storm. "
+        "The resume case (room only): N clients join, close, the sender says M lines (each acked), then "
+        "the N reconnect at once (all handshakes in flight) and join with `since` their old epoch and "
+        "offset; each must get offsets +1..+M exactly once, in order, with no `gap`; the seconds run from "
+        "the first reconnect until the last client has its M lines, and include the presence of the N "
+        "rejoins.",
+        "",
+        f"| case | figure | {chat.title} | {room.title} | room / tutorial chat |",
+        "| --- | --- | ---: | ---: | ---: |",
+        *rows,
+    ]
+
+
+APPEND_METRICS = (
+    Metric("messages pushed", "/s", _client("messages_per_s")),
+    Metric("call latency p50", "ms", _client("lat_p50_ms"), False, "{:.3f}"),
+    Metric("call latency p99", "ms", _client("lat_p99_ms"), False, "{:.3f}"),
+    Metric("redis-server CPU", "% of a core", _record("redis_cpu_pct"), None, "{:.0f}"),
+)
+
+
+def roomscale_section(records: Sequence[dict[str, Any]], sizes: Sizes) -> list[str]:
+    """Issue 12's benchmark: one room across 2 workers and Redis vs 1 process; append vs PUBLISH."""
+    lines: list[str] = []
+    runs = [r for r in records if r["scenario"] == "roomscale" and r.get("kind") == "scaleout"]
+    if runs:
+        key, (a, b) = runs[0]["case"], SCALEOUT_ROOMS
+        a_runs, b_runs = select_records(records, a.name, key, False), select_records(records, b.name, key, False)
+        lines += [
+            f"### Rooms across processes: {SCALEOUT_WORKERS} workers with the Redis store against 1 process",
+            "",
+            f"The scale-out comparison above, but the {sizes.scaleout_receivers} receivers and the sender are "
+            "members of one `asgi-chat.v1` room on `/chat/ws` (wsload `--proto v1`): in A every `say` goes "
+            "through the Redis store's Lua append (offset, stream, publish), and each worker delivers what "
+            "its room subscription receives; B is one process with the memory store. Nothing pinned, "
+            "permessage-deflate not offered, exactly-once checked per receiver as in the scale-out; "
+            f"medians of {len(a_runs)} runs of A and {len(b_runs)} of B. What 2 cores can and cannot show "
+            "is as said for the scale-out: this shows that two workers serve one room exactly once and in "
+            "order, and what the Redis hop costs when the workers, redis-server and the load generator "
+            "share 2 cores; not how far it scales.",
+            "",
+            f"| figure | {a.title} | {b.title} | A / B |",
+            "| --- | ---: | ---: | ---: |",
+        ]
+        for metric in METRICS["scaleout"]:
+            va, vb = median([metric.get(r) for r in a_runs]), median([metric.get(r) for r in b_runs])
+            cell = fmt_ratio(ratio(va, vb)) if metric.higher_is_better is not None else ""
+            lines.append(f"| {metric.name} ({metric.unit}) | {fmt(va, metric.fmt)} | {fmt(vb, metric.fmt)} | {cell} |")
+        split_a, split_b = (", ".join(split_text(r) for r in rs) for rs in (a_runs, b_runs))
+        lines.append(f"| receivers per worker, the sender's worker first (each run) | {split_a} | {split_b} | |")
+        ca, cb = delivery_counts(a_runs), delivery_counts(b_runs)
+        for name in ("lost", "out_of_order", "duplicates", "healthy_closed"):
+            label = {"healthy_closed": "receivers closed", "out_of_order": "out of order"}.get(name, name)
+            lines.append(f"| {label} (all runs) | {ca[name]} | {cb[name]} | |")
+    push = [r for r in records if r["scenario"] == "roomscale" and r.get("kind") == "append"]
+    if push:
+        a, b = REDIS_APPEND
+        a_runs, b_runs = (
+            select_records(records, a.name, "redis-append", False),
+            select_records(records, b.name, "redis-append", False),
+        )
+        lines += [
+            *([""] if lines else []),
+            "### The Redis store's atomic append+publish against a plain PUBLISH",
+            "",
+            "`bench/redis_append.py`, pinned to CPU 1, against a redis-server of its own on CPU 0: one "
+            "sender for 3 s, each call awaited before the next (as one connection's says are), 64 B of "
+            "text: `RedisStore.append` (the Lua script: offset from the room's meta, `XADD MAXLEN ~` to its "
+            "stream, `PUBLISH` of the frame, in one step) against a `PUBLISH` of the same frame, encoded "
+            "the same way. No subscriber on the channel in either, so this is the sender's side alone. "
+            f"Medians of {len(a_runs)} runs each, alternating.",
+            "",
+            f"| figure | {a.title} | {b.title} | append / PUBLISH |",
+            "| --- | ---: | ---: | ---: |",
+        ]
+        for metric in APPEND_METRICS:
+            va, vb = median([metric.get(r) for r in a_runs]), median([metric.get(r) for r in b_runs])
+            cell = fmt_ratio(ratio(va, vb)) if metric.higher_is_better is not None else ""
+            lines.append(f"| {metric.name} ({metric.unit}) | {fmt(va, metric.fmt)} | {fmt(vb, metric.fmt)} | {cell} |")
+    return lines
+
+
 def interference(records: Sequence[dict[str, Any]], limit: float = 20.0) -> list[str]:
     """How much else ran on the machine during the measured phases (it skews every figure)."""
     others = [r["other_cpu_pct"] for r in records if r.get("other_cpu_pct") is not None]
@@ -1459,9 +1848,15 @@ def report(
     floor = floor_section(records, all_cases, deflates)
     if floor:
         lines += ["", *floor]
+    rooms = rooms_section(records, all_cases)
+    if rooms:
+        lines += ["", *rooms]
     scaleout = scaleout_section(records, sizes)
     if scaleout:
         lines += ["", *scaleout]
+    roomscale = roomscale_section(records, sizes)
+    if roomscale:
+        lines += ["", *roomscale]
     lines += [
         "",
         "How each figure is measured: [bench/README.md](bench/README.md).",
@@ -1526,7 +1921,7 @@ def summary_line(record: dict[str, Any]) -> str:
     if not record["ok"]:
         return f"failed: {record['error']}"
     c = record["client"]
-    scenario = record["scenario"]
+    scenario = record.get("kind") or record["scenario"]
     cpu = f"server {fmt(record.get('server_cpu_pct'))} % CPU, client {fmt(c.get('client_cpu_pct'))} %"
     other = record.get("other_cpu_pct")
     if other is not None and other > 10:
@@ -1542,6 +1937,17 @@ def summary_line(record: dict[str, Any]) -> str:
                 f"{counts['out_of_order']} out of order, {counts['duplicates']} duplicates"
             )
         return f"{text} ({cpu})"
+    if scenario == "append":
+        return (
+            f"{c['messages_per_s']:,.0f} messages/s, p50 {c['lat_p50_ms']:.3f} ms, p99 {c['lat_p99_ms']:.3f} ms, "
+            f"redis-server {fmt(record.get('redis_cpu_pct'))} % CPU"
+        )
+    if scenario == "resume":
+        return (
+            f"{c['recovered_exact']} of {c['clients']} recovered exactly in {c['seconds']:.2f} s, "
+            f"{c['duplicates']} dup, {c['gap_frames']} gaps, peak RSS "
+            f"{fmt(_mib(record.get('server_peak_rss_kib')))} MiB ({cpu})"
+        )
     if scenario == "idle":
         return f"{fmt(record.get('mem_per_conn_kib'), '{:.1f}')} KiB/conn, {c['connections_per_s']:,.0f} conn/s ({cpu})"
     return (
@@ -1558,7 +1964,8 @@ def report_saved(path: Path, readme: bool) -> int:
     fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["sizes"].items() if k in known}
     sizes = dataclasses.replace(FULL, **fields)
     only = [name for name in SCENARIOS if any(r["scenario"] == name for r in records)]
-    deflates = sorted({bool(r["deflate"]) for r in records if r["scenario"] != "scaleout"} or {False})
+    framed = ("scaleout", "rooms", "roomscale")
+    deflates = sorted({bool(r["deflate"]) for r in records if r["scenario"] not in framed} or {False})
     all_cases = cases(sizes, only)
     section = report(meta, records, all_cases, evaluate_targets(records, sizes, deflates), deflates, sizes)
     print(section)
@@ -1641,6 +2048,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     def pool(case: Case) -> Sequence[Server]:
         if case.scenario == "scaleout":
             return SCALEOUT
+        if case.scenario == "rooms":
+            return ROOMS[1:] if case.measure == "resume" else ROOMS
+        if case.scenario == "roomscale":
+            return REDIS_APPEND if case.measure == "append" else SCALEOUT_ROOMS
         return [s for s in servers if s.name != "raw_loop" or case.scenario in FLOOR_SCENARIOS]
 
     records: list[dict[str, Any]] = []

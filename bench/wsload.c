@@ -16,6 +16,15 @@
  *   echo    K clients on /ws, each in lock-step request/response.
  *   idle    N connections on /ws/{id}, opened with a bounded number of handshakes
  *           in flight, then held open (pings answered) until told to exit.
+ *   resume  (asgi-chat.v1 only) N clients join a room and disconnect; a sender says M
+ *           lines; then the N clients reconnect at once, each joining with "since" its
+ *           old position, and each must receive exactly offsets +1..+M, once, in order.
+ *
+ * --proto v1 (fanout, idle; implied by resume): the asgi-chat.v1 protocol on /chat/ws
+ * (subprotocol asgi-chat.v1): every connection says hello as "u<id>" and joins the room
+ * --room; a connection counts as open once its "joined" arrived. The sender's lines are
+ * "say" frames; receivers take the sequence number and send time from the "text" of each
+ * "msg" frame and ignore the others (welcome, joined, presence, ack).
  *
  * Every message sent carries its send time (CLOCK_MONOTONIC, ns) in its text:
  *   "<seq> <t_ns> <filler...>"; receivers compute latency = now - t_ns. Each fan-out
@@ -200,7 +209,8 @@ static double hpct(const hist_t *h, double q) { /* returns ms */
 /* --------------------------------------------------------------- options */
 
 static struct {
-    const char *mode, *host, *origin;
+    const char *mode, *host, *origin, *room;
+    int proto, missed;
     int port, deflate, compress_send, receivers, stalled, window, size, clients, connections, concurrency,
         id_base, verbose;
     long max_messages;
@@ -209,6 +219,9 @@ static struct {
     .mode = "fanout",
     .host = "127.0.0.1",
     .origin = NULL,
+    .room = "bench",
+    .proto = 0,
+    .missed = 100,
     .port = 8000,
     .deflate = 0,
     .compress_send = 1,
@@ -231,7 +244,7 @@ static struct {
 
 /* ------------------------------------------------------------ connection */
 
-enum role { R_RECV, R_SEND, R_STALL, R_ECHO, R_IDLE };
+enum role { R_RECV, R_SEND, R_STALL, R_ECHO, R_IDLE, R_GONE, R_BACK };
 enum cstate { S_NEW, S_CONNECTING, S_HANDSHAKE, S_OPEN, S_CLOSING, S_DONE };
 
 typedef struct conn {
@@ -257,6 +270,10 @@ typedef struct conn {
     /* echo */
     long long echo_seq;
     bool echo_wait;
+    /* asgi-chat.v1 */
+    bool joined, resumed;
+    char epoch[72];
+    long long offset, gaps; /* joined's offset (resume: where the client left); gap frames seen */
 } conn;
 
 static int g_ep;
@@ -290,6 +307,9 @@ static conn *g_sender;
 
 /* echo state */
 static long long g_roundtrips;
+
+/* asgi-chat.v1 state */
+static long long g_joined, g_acks, g_presence, g_gap_frames, g_resumed, g_res_gone_done, g_v1_errors;
 
 static void conn_fail(conn *c, bool reset);
 static void advance_done(void);
@@ -664,13 +684,15 @@ static void on_connected(conn *c) {
     char req[1024];
     char path[64];
     if (c->role == R_ECHO) snprintf(path, sizeof path, "/ws");
+    else if (opt.proto) snprintf(path, sizeof path, "/chat/ws");
     else snprintf(path, sizeof path, "/ws/%d", c->id);
     char origin[300] = "";
     if (opt.origin) snprintf(origin, sizeof origin, "Origin: %s\r\n", opt.origin);
     int n = snprintf(req, sizeof req,
                      "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s%s\r\n",
+                     "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s%s%s\r\n",
                      path, opt.host, opt.port, c->key, origin,
+                     opt.proto && c->role != R_ECHO ? "Sec-WebSocket-Protocol: asgi-chat.v1\r\n" : "",
                      opt.deflate ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" : "");
     c->st = S_HANDSHAKE;
     ensure(&c->wbuf, &c->wcap, (size_t)n);
@@ -796,7 +818,129 @@ static bool parse_chat(const unsigned char *d, size_t n, long long *from, const 
     return false;
 }
 
+/* -- asgi-chat.v1: every frame is one flat JSON object whose first key is "type" */
+
+static void fan_ready(conn *c);
+
+static bool frame_is(const unsigned char *d, size_t n, const char *type) {
+    char k[48];
+    int kl = snprintf(k, sizeof k, "{\"type\":\"%s\"", type);
+    return n >= (size_t)kl && !memcmp(d, k, (size_t)kl);
+}
+
+/* The value after "key": (its first occurrence), or NULL. */
+static const unsigned char *json_field(const unsigned char *d, size_t n, const char *key) {
+    char k[48];
+    int kl = snprintf(k, sizeof k, "\"%s\":", key);
+    const unsigned char *p = memmem(d, n, k, (size_t)kl);
+    return p ? p + kl : NULL;
+}
+
+/* A resuming client's msg: exact means offsets since+1, since+2, ... each once, in order. */
+static void resume_record(conn *c, const unsigned char *d, size_t n) {
+    const unsigned char *p = json_field(d, n, "offset");
+    long long off = 0;
+    if (!p || !parse_ll(&p, d + n, &off)) {
+        g_protocol_errors++;
+        return;
+    }
+    if (off == c->next_seq) c->got++, c->next_seq++;
+    else if (off < c->next_seq) c->dup++;
+    else c->lost += off - c->next_seq, c->ooo++, c->got++, c->next_seq = off + 1;
+    if (c->next_seq > c->offset + opt.missed + 1) c->late++; /* beyond what was missed */
+    g_deliveries++;
+    g_last_progress = g_now;
+    if (!c->warmed && c->next_seq > c->offset + opt.missed) {
+        c->warmed = true;
+        g_res_gone_done++;
+        hadd(&g_lat, g_now - g_measure_start); /* per client: seconds from the start until it has all */
+    }
+}
+
+static void on_text_v1(conn *c, const unsigned char *d, size_t n) {
+    if (g_phase == P_MEASURE && !strcmp(opt.mode, "resume")) g_last_progress = g_now;
+    if (frame_is(d, n, "msg")) {
+        const unsigned char *body = json_field(d, n, "text"), *e = d + n;
+        if (!body || body >= e || *body != '"') {
+            g_protocol_errors++;
+            return;
+        }
+        body++;
+        const unsigned char *q = memchr(body, '"', (size_t)(e - body));
+        if (!q) {
+            g_protocol_errors++;
+            return;
+        }
+        e = q;
+        switch (c->role) {
+        case R_BACK:
+            resume_record(c, d, n);
+            return;
+        case R_SEND:
+            g_sender_own++;
+            return;
+        case R_RECV:
+            break;
+        default:
+            c->other++;
+            return;
+        }
+        long long seq = 0, t = 0;
+        if (body < e && *body == 'w') {
+            if (!c->warmed) {
+                c->warmed = true;
+                g_warm_count++;
+            }
+            return;
+        }
+        if (g_phase < P_MEASURE) return;
+        if (!parse_ll(&body, e, &seq) || body >= e || *body++ != ' ' || !parse_ll(&body, e, &t)) {
+            g_protocol_errors++;
+            return;
+        }
+        if (g_phase == P_MEASURE) fan_record(c, seq, (uint64_t)t);
+        else if (seq < 0 || seq >= g_sent) g_protocol_errors++;
+        else if (seen_before(c, seq)) c->dup++;
+        else c->late++;
+        return;
+    }
+    if (frame_is(d, n, "joined")) {
+        if (c->joined) {
+            c->other++;
+            return;
+        }
+        c->joined = true;
+        g_joined++;
+        if (c->role == R_BACK) {
+            g_resumed++;
+            return;
+        }
+        const unsigned char *p = json_field(d, n, "epoch"), *e = d + n;
+        if (p && p < e && *p == '"') {
+            p++;
+            const unsigned char *q = memchr(p, '"', (size_t)(e - p));
+            if (q && (size_t)(q - p) < sizeof c->epoch) memcpy(c->epoch, p, (size_t)(q - p)), c->epoch[q - p] = 0;
+        }
+        p = json_field(d, n, "offset");
+        long long off = 0;
+        if (p && parse_ll(&p, e, &off)) c->offset = off;
+        if (!strcmp(opt.mode, "fanout")) fan_ready(c);
+        return;
+    }
+    if (frame_is(d, n, "presence")) g_presence++;
+    else if (frame_is(d, n, "ack")) g_acks++;
+    else if (frame_is(d, n, "gap")) g_gap_frames++, c->gaps++;
+    else if (frame_is(d, n, "error")) {
+        if (opt.verbose && g_v1_errors < 5) fprintf(stderr, "wsload: %.*s\n", (int)(n < 200 ? n : 200), d);
+        g_v1_errors++;
+    } else c->other++; /* welcome */
+}
+
 static void on_text(conn *c, const unsigned char *d, size_t n) {
+    if (opt.proto && c->role != R_ECHO) {
+        on_text_v1(c, d, n);
+        return;
+    }
     const unsigned char *e = d + n, *body = NULL;
     long long from = 0, seq = 0, t = 0;
     bool left = false;
@@ -868,6 +1012,8 @@ static void on_text(conn *c, const unsigned char *d, size_t n) {
         return;
     }
     case R_IDLE:
+    case R_GONE:
+    case R_BACK:
         c->other++;
         return;
     }
@@ -886,6 +1032,19 @@ static size_t build_msg(long long seq, uint64_t t) {
     return n;
 }
 
+static char g_say[(1 << 20) + 512];
+
+/* One line of the sender: as is (tutorial chat) or in a v1 say (the text needs no escaping). */
+static void send_line(conn *c, const char *text, size_t n) {
+    if (!opt.proto) {
+        send_text(c, text, n);
+        return;
+    }
+    int k = snprintf(g_say, sizeof g_say, "{\"type\":\"say\",\"room\":\"%s\",\"text\":\"%.*s\"}", opt.room,
+                     (int)n, text);
+    send_text(c, g_say, (size_t)k);
+}
+
 static void echo_send(conn *c) {
     if (c->st != S_OPEN || c->echo_wait) return;
     c->echo_seq++;
@@ -895,19 +1054,39 @@ static void echo_send(conn *c) {
     flush(c);
 }
 
+/* A fan-out connection is registered (tutorial: open; v1: joined). */
+static void fan_ready(conn *c) {
+    static long long ready;
+    ready++;
+    if (ready == opt.receivers && c->role != R_SEND) {
+        /* every receiver is registered: now the sender, last in any broadcast list */
+        g_connect_target = g_nconns;
+    } else if (c->role == R_SEND) {
+        g_phase = P_WARMUP;
+        g_connect_end = g_now;
+        struct sockaddr_in me;
+        socklen_t l = sizeof me;
+        if (getsockname(c->fd, (struct sockaddr *)&me, &l) == 0) g_sender_port = ntohs(me.sin_port);
+    }
+}
+
 static void on_open(conn *c) {
     if (c->role == R_STALL) set_events(c, wanted_events(c));
+    if (opt.proto && c->role != R_ECHO) { /* hello and join; registered once "joined" arrives */
+        char buf[256];
+        int k = snprintf(buf, sizeof buf, "{\"type\":\"hello\",\"user\":\"u%d\"}", c->id);
+        send_text(c, buf, (size_t)k);
+        if (c->role == R_BACK)
+            k = snprintf(buf, sizeof buf,
+                         "{\"type\":\"join\",\"room\":\"%s\",\"since\":{\"epoch\":\"%s\",\"offset\":%lld}}",
+                         opt.room, c->epoch, c->offset);
+        else k = snprintf(buf, sizeof buf, "{\"type\":\"join\",\"room\":\"%s\"}", opt.room);
+        send_text(c, buf, (size_t)k);
+        flush(c);
+        return;
+    }
     if (!strcmp(opt.mode, "fanout")) {
-        if (g_opened == opt.receivers && c->role != R_SEND) {
-            /* every receiver is registered: now the sender, last in any broadcast list */
-            g_connect_target = g_nconns;
-        } else if (c->role == R_SEND) {
-            g_phase = P_WARMUP;
-            g_connect_end = g_now;
-            struct sockaddr_in me;
-            socklen_t l = sizeof me;
-            if (getsockname(c->fd, (struct sockaddr *)&me, &l) == 0) g_sender_port = ntohs(me.sin_port);
-        }
+        fan_ready(c);
     } else if (!strcmp(opt.mode, "echo")) {
         if (g_opened == opt.clients) {
             g_connect_end = g_now;
@@ -1012,6 +1191,23 @@ static void print_result(void) {
              wall > 0 ? (double)g_done_base / wall : 0, g_max_inflight, lost, ooo, dup, closed_healthy,
              g_sender_you_wrote, g_sender_own, g_left_msgs, stall, stall_msgs, g_sender_port,
              (double)(g_connect_end - g_connect_start) / 1e9, common);
+    } else if (!strcmp(opt.mode, "resume")) {
+        long long exact = 0, done = 0, dup = 0, ooo = 0, lost = 0, gaps = 0, extra = 0, closed = 0;
+        for (int i = opt.receivers + 1; i < g_nconns; i++) {
+            conn *c = &g_conns[i];
+            done += c->warmed;
+            exact += c->warmed && !c->dup && !c->ooo && !c->lost && !c->gaps && !c->late &&
+                     c->got == opt.missed;
+            dup += c->dup, ooo += c->ooo, lost += c->lost, gaps += c->gaps, extra += c->late;
+            closed += c->close_code >= 0 || c->st == S_DONE;
+        }
+        emit("{\"event\":\"result\",\"mode\":\"resume\",\"clients\":%d,\"missed\":%d,\"resumed\":%lld,"
+             "\"recovered\":%lld,\"recovered_exact\":%lld,\"replayed\":%lld,\"duplicates\":%lld,"
+             "\"out_of_order\":%lld,\"lost\":%lld,\"gap_frames\":%lld,\"extra\":%lld,\"resumers_closed\":%lld,"
+             "\"seconds\":%.6f,\"connect_s\":%.6f,\"presence_frames\":%lld,\"v1_errors\":%lld,%s}",
+             opt.receivers, opt.missed, g_resumed, done, exact, g_deliveries, dup, ooo, lost, gaps, extra, closed,
+             wall, g_connect_end > g_connect_start ? (double)(g_connect_end - g_connect_start) / 1e9 : -1.0,
+             g_presence, g_v1_errors, common);
     } else if (!strcmp(opt.mode, "echo")) {
         long long ooo = 0;
         for (int i = 0; i < g_nconns; i++) ooo += g_conns[i].ooo;
@@ -1093,6 +1289,57 @@ static void on_stdin(void) {
     }
 }
 
+/* resume: N clients join and leave, the sender says M lines, then the N reconnect at once. */
+static void resume_setup(void) {
+    static int step;
+    static uint64_t t;
+    int n = opt.receivers;
+    if (g_failed) {
+        g_error = "connection failed";
+        g_measure_start = g_measure_end = g_now;
+        enter_hold();
+        return;
+    }
+    if (step == 0 && g_joined >= n) {
+        g_connect_target = n + 1; /* the sender */
+        step = 1;
+    } else if (step == 1 && g_sender->joined) {
+        for (int i = 0; i < n; i++) send_close(&g_conns[i], 1000); /* they leave the room */
+        step = 2;
+        t = g_now;
+    } else if (step == 2) {
+        int gone = 0;
+        for (int i = 0; i < n; i++) gone += g_conns[i].st == S_DONE;
+        if (gone < n && g_now - t < 10000000000ull) return;
+        for (long long k = 0; k < opt.missed; k++) { /* what they miss */
+            char line[64];
+            int len = snprintf(line, sizeof line, "r %lld", k);
+            send_line(g_sender, line, (size_t)len);
+        }
+        flush(g_sender);
+        g_sent = opt.missed;
+        step = 3;
+        t = g_now;
+    } else if (step == 3 && g_acks >= opt.missed) {
+        for (int i = 0; i < n; i++) { /* each resumes where its predecessor left */
+            conn *b = &g_conns[n + 1 + i];
+            memcpy(b->epoch, g_conns[i].epoch, sizeof b->epoch);
+            b->offset = g_conns[i].offset;
+            b->next_seq = b->offset + 1;
+        }
+        step = 4;
+        begin_measure();
+        g_connect_start = g_now;
+        g_connect_end = 0;
+        g_connect_target = g_nconns;
+        launch_connections();
+    } else if (step == 3 && g_now - t > 30000000000ull) {
+        g_error = "the sender's says were not acknowledged";
+        g_measure_start = g_measure_end = g_now;
+        enter_hold();
+    }
+}
+
 static void tick(void) {
     if (g_phase < P_HOLD && g_now > g_deadline_ns) {
         g_error = "deadline exceeded";
@@ -1104,7 +1351,11 @@ static void tick(void) {
     switch (g_phase) {
     case P_CONNECT:
         launch_connections();
-        if (!strcmp(opt.mode, "idle") && g_opened + g_failed >= opt.connections) {
+        if (!strcmp(opt.mode, "resume")) {
+            resume_setup();
+            return;
+        }
+        if (!strcmp(opt.mode, "idle") && (opt.proto ? g_joined : g_opened) + g_failed >= opt.connections) {
             g_connect_end = g_now;
             g_measure_start = g_connect_start;
             g_measure_end = g_connect_end;
@@ -1130,7 +1381,7 @@ static void tick(void) {
             char w[32];
             int n = snprintf(w, sizeof w, "w %lld", g_warm_sent++);
             g_warm_t = g_now;
-            send_text(g_sender, w, (size_t)n);
+            send_line(g_sender, w, (size_t)n);
             flush(g_sender);
             return;
         } else {
@@ -1145,7 +1396,7 @@ static void tick(void) {
             while (sending && g_sent < opt.max_messages && g_sent - g_done_base < opt.window) {
                 g_ring[g_sent % g_ringsz] = 0;
                 size_t n = build_msg(g_sent, mono_ns());
-                send_text(g_sender, g_msg, n);
+                send_line(g_sender, g_msg, n);
                 g_sent++;
                 batch++;
                 g_last_progress = g_now;
@@ -1164,6 +1415,14 @@ static void tick(void) {
                 } else {
                     enter_hold();
                 }
+            }
+        } else if (!strcmp(opt.mode, "resume")) {
+            launch_connections();
+            if (!g_connect_end && g_resumed >= opt.receivers) g_connect_end = g_now;
+            bool stuck = g_now - g_last_progress > (uint64_t)(opt.no_progress * 1e9);
+            if (g_res_gone_done >= opt.receivers || stuck || g_failed) {
+                end_measure(stuck);
+                enter_hold();
             }
         } else if (!strcmp(opt.mode, "echo")) {
             uint64_t send_end = g_measure_start + (uint64_t)(opt.duration * 1e9);
@@ -1211,7 +1470,7 @@ static int next_timeout_ms(void) {
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: wsload --mode fanout|echo|idle --port P [options]\n"
+            "usage: wsload --mode fanout|echo|idle|resume --port P [options]\n"
             "  --host H             server address (127.0.0.1)\n"
             "  --deflate 0|1        offer permessage-deflate (client_max_window_bits)\n"
             "  --compress-send 0|1  compress our frames when deflate is negotiated (1)\n"
@@ -1229,7 +1488,11 @@ static void usage(void) {
             "  --deadline S         hard limit for the whole run (60)\n"
             "  --hold S             how long to hold connections after the result (120)\n"
             "  --drain S            fanout: seconds to read the stalled receivers afterwards (3)\n"
-            "  --origin O           send an Origin header\n");
+            "  --origin O           send an Origin header\n"
+            "  --proto tutorial|v1  fanout/idle: the tutorial chat on /ws/{id} or asgi-chat.v1 on /chat/ws\n"
+            "  --room R             v1: the room every connection joins (bench)\n"
+            "  --missed M           resume: lines said while the N clients are away (100)\n"
+            "  (--mode resume: --receivers N clients; always asgi-chat.v1)\n");
     exit(2);
 }
 
@@ -1242,6 +1505,7 @@ int main(int argc, char **argv) {
         {"connections", 1, 0, 'n'},  {"concurrency", 1, 0, 'k'}, {"id-base", 1, 0, 'i'},
         {"no-progress", 1, 0, 'P'},  {"deadline", 1, 0, 'T'},    {"hold", 1, 0, 'h'},
         {"drain", 1, 0, 'R'},        {"origin", 1, 0, 'o'},      {"verbose", 0, 0, 'v'},
+        {"proto", 1, 0, 'x'},        {"room", 1, 0, 'Q'},        {"missed", 1, 0, 'X'},
         {0, 0, 0, 0},
     };
     int ch;
@@ -1268,10 +1532,21 @@ int main(int argc, char **argv) {
         case 'R': opt.drain = atof(optarg); break;
         case 'o': opt.origin = optarg; break;
         case 'v': opt.verbose = 1; break;
+        case 'x':
+            if (!strcmp(optarg, "v1")) opt.proto = 1;
+            else if (!strcmp(optarg, "tutorial")) opt.proto = 0;
+            else usage();
+            break;
+        case 'Q': opt.room = optarg; break;
+        case 'X': opt.missed = atoi(optarg); break;
         default: usage();
         }
     }
-    if (strcmp(opt.mode, "fanout") && strcmp(opt.mode, "echo") && strcmp(opt.mode, "idle")) usage();
+    if (strcmp(opt.mode, "fanout") && strcmp(opt.mode, "echo") && strcmp(opt.mode, "idle") &&
+        strcmp(opt.mode, "resume"))
+        usage();
+    if (!strcmp(opt.mode, "resume")) opt.proto = 1;
+    if (opt.proto && (opt.stalled || strlen(opt.room) > 64 || opt.missed < 1)) usage();
     if (opt.window < 1 || opt.size < 1 || opt.size > (int)sizeof g_msg - 64 || opt.concurrency < 1) usage();
     signal(SIGPIPE, SIG_IGN);
     g_rng ^= mono_ns() ^ ((uint64_t)getpid() << 32);
@@ -1295,6 +1570,9 @@ int main(int argc, char **argv) {
         g_healthy_total = g_healthy_open = opt.receivers - opt.stalled;
         g_ringsz = opt.window * 2;
         g_ring = calloc((size_t)g_ringsz, sizeof *g_ring);
+    } else if (!strcmp(opt.mode, "resume")) {
+        g_nconns = 2 * opt.receivers + 1; /* N that leave, the sender, N that come back */
+        g_connect_target = opt.receivers;
     } else if (!strcmp(opt.mode, "echo")) {
         g_nconns = g_connect_target = opt.clients;
     } else {
@@ -1307,11 +1585,14 @@ int main(int argc, char **argv) {
         c->id = opt.id_base + i;
         c->fd = -1;
         c->close_code = -1;
-        if (!strcmp(opt.mode, "fanout"))
+        if (!strcmp(opt.mode, "resume")) {
+            c->role = i < opt.receivers ? R_GONE : i == opt.receivers ? R_SEND : R_BACK;
+            if (c->role == R_BACK) c->id = opt.id_base + (i - opt.receivers - 1); /* the same user again */
+        } else if (!strcmp(opt.mode, "fanout"))
             c->role = i == opt.receivers ? R_SEND : i < opt.stalled ? R_STALL : R_RECV;
         else c->role = !strcmp(opt.mode, "echo") ? R_ECHO : R_IDLE;
     }
-    if (!strcmp(opt.mode, "fanout")) g_sender = &g_conns[opt.receivers];
+    if (!strcmp(opt.mode, "fanout") || !strcmp(opt.mode, "resume")) g_sender = &g_conns[opt.receivers];
 
     g_ep = epoll_create1(EPOLL_CLOEXEC);
     if (g_ep < 0) die("epoll_create1: %s", strerror(errno));
