@@ -11,10 +11,13 @@ import json
 import shutil
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, WebSocket, expect
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, WebError, WebSocket, expect
 
 from tests.helpers import TIMEOUT, Server
 
@@ -121,3 +124,32 @@ def side_by_side(browser: Browser, left: bytes, right: bytes, captions: tuple[st
 
 def _b64(png: bytes) -> str:
     return base64.b64encode(png).decode("ascii")
+
+
+DESKTOP = {"width": 900, "height": 640}
+ContextFactory = Callable[..., BrowserContext]
+
+
+@contextmanager
+def browser_contexts(browser: Browser, server: Server) -> Iterator[ContextFactory]:
+    """Make browser contexts (a desktop-sized window unless told otherwise; each its own
+    localStorage, so its own person); every one is closed afterwards, and an uncaught error in
+    any of their pages fails the test."""
+    contexts: list[BrowserContext] = []
+    errors: list[str] = []
+
+    def record(error: WebError) -> None:
+        errors.append(f"{error.page.url if error.page else '?'}: {error.error}")
+
+    def make(**options: Any) -> BrowserContext:
+        context = browser.new_context(**{"viewport": DESKTOP, **options})
+        context.set_default_timeout(TIMEOUT_MS)
+        context.on("weberror", record)
+        contexts.append(context)
+        return context
+
+    yield make
+    for context in contexts:
+        context.close()
+    wait_until_idle(server)
+    assert errors == [], f"uncaught errors in the pages: {errors}"

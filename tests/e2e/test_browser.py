@@ -12,7 +12,7 @@ from __future__ import annotations
 import http.server
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +24,14 @@ from playwright.sync_api import (
     FloatRect,
     Locator,
     Response,
-    WebError,
     expect,
     sync_playwright,
 )
 
 from tests.e2e.browser_support import (
     TIMEOUT_MS,
+    ContextFactory,
+    browser_contexts,
     client_id,
     expect_state,
     launch_chromium,
@@ -39,19 +40,15 @@ from tests.e2e.browser_support import (
     record_sockets,
     send,
     side_by_side,
-    wait_until_idle,
 )
 from tests.helpers import ROOT, Server, free_port, uvicorn_command
 
 pytestmark = pytest.mark.browser
 
-DESKTOP = {"width": 900, "height": 640}
 PHONE = {"width": 390, "height": 844}
 # After a restart the page retries with a backoff (0.25-0.5 s, then 0.5-1 s, 1-2 s, 2-4 s...):
 # room for a slow server start plus the next retry.
 RECONNECT_MS = 3 * TIMEOUT_MS
-
-ContextFactory = Callable[..., BrowserContext]
 
 
 @pytest.fixture(scope="module")
@@ -73,26 +70,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture
 def new_context(browser: Browser, server: Server) -> Iterator[ContextFactory]:
-    """Make browser contexts (a desktop-sized window unless told otherwise); every one is closed
-    afterwards, and an uncaught error in any of their pages fails the test."""
-    contexts: list[BrowserContext] = []
-    errors: list[str] = []
-
-    def record(error: WebError) -> None:
-        errors.append(f"{error.page.url if error.page else '?'}: {error.error}")
-
-    def make(**options: Any) -> BrowserContext:
-        context = browser.new_context(**{"viewport": DESKTOP, **options})
-        context.set_default_timeout(TIMEOUT_MS)
-        context.on("weberror", record)
-        contexts.append(context)
-        return context
-
-    yield make
-    for context in contexts:
-        context.close()
-    wait_until_idle(server)
-    assert errors == [], f"uncaught errors in the pages: {errors}"
+    with browser_contexts(browser, server) as make:
+        yield make
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import re
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,26 +30,27 @@ from playwright.sync_api import (
     ConsoleMessage,
     Locator,
     Page,
-    WebError,
     WebSocket,
     expect,
     sync_playwright,
 )
 from websockets.sync.client import connect
 
-from tests.e2e.browser_support import TIMEOUT_MS, launch_chromium, wait_until_idle
+from tests.e2e.browser_support import (
+    TIMEOUT_MS,
+    ContextFactory,
+    browser_contexts,
+    launch_chromium,
+)
 from tests.helpers import TIMEOUT, Server, free_port, uvicorn_command
 
 pytestmark = pytest.mark.browser
 
-DESKTOP = {"width": 900, "height": 640}
 PHONE = {"width": 390, "height": 844}
 RECONNECT_MS = 3 * TIMEOUT_MS  # a server restart plus the backoff's next attempt (see test_browser.py)
 CONNECTED = re.compile(r"^Connected as .")
 ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 OUTBOX_SIZE = "Object.keys(localStorage).filter(key => key.startsWith('asgi_chat.rooms.outbox.')).length"
-
-ContextFactory = Callable[..., BrowserContext]
 
 
 # --- a network that can be cut -----------------------------------------------------------------
@@ -146,26 +147,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture
 def new_context(browser: Browser, server: Server) -> Iterator[ContextFactory]:
-    """Browser contexts (each its own localStorage: its own person), closed afterwards; an
-    uncaught error in any of their pages fails the test."""
-    contexts: list[BrowserContext] = []
-    errors: list[str] = []
-
-    def record(error: WebError) -> None:
-        errors.append(f"{error.page.url if error.page else '?'}: {error.error}")
-
-    def make(**options: Any) -> BrowserContext:
-        context = browser.new_context(**{"viewport": DESKTOP, **options})
-        context.set_default_timeout(TIMEOUT_MS)
-        context.on("weberror", record)
-        contexts.append(context)
-        return context
-
-    yield make
-    for context in contexts:
-        context.close()
-    wait_until_idle(server)
-    assert errors == [], f"uncaught errors in the pages: {errors}"
+    with browser_contexts(browser, server) as make:
+        yield make
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""The benchmark orchestrator behind bench/run.py, one concern a module."""

@@ -1,0 +1,190 @@
+"""The whole report, its metadata, and README.md's results section."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib.metadata
+import json
+import os
+import platform
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .config import CLIENT_CPU, END_MARK, FALLBACK_RESULTS, README, SERVER_CPU, START_MARK, UVICORN_OPTIONS
+from .figures import _mib, fmt
+from .scaleout import scaleout_section, split_text
+from .scenarios import FULL, SCENARIOS, Case, Sizes, cases
+from .sections import rooms_section, roomscale_section
+from .tables import failures, figures_table, floor_section, interference, observations, targets_table
+from .targets import Target, delivery_counts, evaluate_targets
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("uvicorn", "websockets", "uvloop", "httptools", "fastapi", "starlette"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+def machine() -> dict[str, str]:
+    model = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {"nproc": str(os.cpu_count()), "cpu": model, "kernel": platform.release(), "os": platform.system()}
+
+
+def command_line() -> str:
+    cmd = "python bench/run.py" + "".join(f" {a}" for a in sys.argv[1:])
+    return f"make bench ({cmd})" if os.environ.get("MAKELEVEL") else cmd
+
+
+def setup_lines(meta: dict[str, Any]) -> list[str]:
+    """Where and how it was measured: the machine, the versions, the command and the pinning."""
+    v, m = meta["versions"], meta["machine"]
+    return [
+        f"Measured {meta['date']} on {m['nproc']} CPUs ({m['cpu']}), Linux {m['kernel']}; "
+        f"Python {v['python']}, uvicorn {v['uvicorn']} (`--ws auto` = websockets-sansio, uvloop "
+        f"{v['uvloop']}, httptools {v['httptools']}), websockets {v['websockets']}, FastAPI {v['fastapi']} "
+        f"(Starlette {v['starlette']}).",
+        "",
+        f"Command: `{meta['command']}`; {meta['sizes']['reps']} repetition{'s' if meta['sizes']['reps'] != 1 else ''}, "
+        "medians shown. Every run "
+        f"starts a fresh server pinned to CPU {SERVER_CPU} (`taskset -c {SERVER_CPU}`) and the C load "
+        f"generator on CPU {CLIENT_CPU} (except the scale-out comparison, below, which pins nothing); "
+        "the servers alternate within each repetition. asgi_chat runs "
+        "with `ASGI_CHAT_RATE_PER_SECOND=0 ASGI_CHAT_MAX_CONNECTIONS_PER_ADDRESS=0` (its security "
+        "limits off, everything else default); the uvicorn apps with the same options "
+        f"(`{' '.join(UVICORN_OPTIONS)}`). permessage-deflate: each figure was measured with the "
+        "client not offering it (deflate off) and offering it as browsers do "
+        "(`permessage-deflate; client_max_window_bits`, deflate on; the servers accept it).",
+    ]
+
+
+def report(
+    meta: dict[str, Any],
+    records: Sequence[dict[str, Any]],
+    all_cases: Sequence[Case],
+    targets: Sequence[Target],
+    deflates: Sequence[bool],
+    sizes: Sizes,
+) -> str:
+    lines = [
+        *setup_lines(meta),
+        "",
+        "### Targets",
+        "",
+        *targets_table(targets),
+        "",
+        "### All figures",
+        "",
+    ]
+    figures = figures_table(records, all_cases, deflates)
+    lines += figures if len(figures) > 2 else ["(no scenario of the three servers was run)"]
+    floor = floor_section(records, all_cases, deflates)
+    if floor:
+        lines += ["", *floor]
+    rooms = rooms_section(records, all_cases)
+    if rooms:
+        lines += ["", *rooms]
+    scaleout = scaleout_section(records, sizes)
+    if scaleout:
+        lines += ["", *scaleout]
+    roomscale = roomscale_section(records, sizes)
+    if roomscale:
+        lines += ["", *roomscale]
+    lines += [
+        "",
+        "How each figure is measured: [bench/README.md](bench/README.md).",
+    ]
+    lines += ["", *interference(records)]
+    notes = observations(records)
+    if notes:
+        lines += ["", "Observations:", "", *notes]
+    failed = failures(records)
+    if failed:
+        lines += ["", "Runs that did not complete:", "", *failed]
+    return "\n".join(lines) + "\n"
+
+
+def write_readme(section: str) -> Path:
+    body = f"{START_MARK}\n{section}{END_MARK}\n"
+    if not README.exists():
+        FALLBACK_RESULTS.write_text("# Benchmark results\n\n" + body)
+        return FALLBACK_RESULTS
+    text = README.read_text()
+    if START_MARK in text and END_MARK in text:
+        head, _, rest = text.partition(START_MARK)
+        _, _, tail = rest.partition(END_MARK)
+        text = head + body.rstrip("\n") + tail
+        if not text.endswith("\n"):
+            text += "\n"
+    else:
+        text = text.rstrip("\n") + "\n\n" + body
+    README.write_text(text)
+    return README
+
+
+def summary_line(record: dict[str, Any]) -> str:
+    if not record["ok"]:
+        return f"failed: {record['error']}"
+    c = record["client"]
+    scenario = record.get("kind") or record["scenario"]
+    cpu = f"server {fmt(record.get('server_cpu_pct'))} % CPU, client {fmt(c.get('client_cpu_pct'))} %"
+    other = record.get("other_cpu_pct")
+    if other is not None and other > 10:
+        cpu += f", OTHER PROCESSES {other:.0f} %"
+    if scenario in ("fanout", "stalled", "scaleout"):
+        text = f"{c['deliveries_per_s']:,.0f} deliveries/s, p50 {c['lat_p50_ms']:.1f} ms, p99 {c['lat_p99_ms']:.1f} ms"
+        if scenario == "stalled":
+            text = f"{100 * c['delivered_fraction']:.1f} % delivered, " + text
+        if scenario == "scaleout":
+            counts = delivery_counts([record])
+            text += (
+                f", receivers per worker {split_text(record)}; {counts['lost']} lost, "
+                f"{counts['out_of_order']} out of order, {counts['duplicates']} duplicates"
+            )
+        return f"{text} ({cpu})"
+    if scenario == "append":
+        return (
+            f"{c['messages_per_s']:,.0f} messages/s, p50 {c['lat_p50_ms']:.3f} ms, p99 {c['lat_p99_ms']:.3f} ms, "
+            f"redis-server {fmt(record.get('redis_cpu_pct'))} % CPU"
+        )
+    if scenario == "resume":
+        return (
+            f"{c['recovered_exact']} of {c['clients']} recovered exactly in {c['seconds']:.2f} s, "
+            f"{c['duplicates']} dup, {c['gap_frames']} gaps, peak RSS "
+            f"{fmt(_mib(record.get('server_peak_rss_kib')))} MiB ({cpu})"
+        )
+    if scenario == "idle":
+        return f"{fmt(record.get('mem_per_conn_kib'), '{:.1f}')} KiB/conn, {c['connections_per_s']:,.0f} conn/s ({cpu})"
+    return (
+        f"{c['roundtrips_per_s']:,.0f} round trips/s, "
+        f"p50 {c['lat_p50_ms']:.2f} ms, p99 {c['lat_p99_ms']:.2f} ms ({cpu})"
+    )
+
+
+def report_saved(path: Path, readme: bool) -> int:
+    """Render the report of a saved run again (say after the report's wording changed)."""
+    saved = json.loads(path.read_text())
+    meta, records = saved["meta"], saved["records"]
+    known = {f.name for f in dataclasses.fields(Sizes)}
+    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["sizes"].items() if k in known}
+    sizes = dataclasses.replace(FULL, **fields)
+    only = [name for name in SCENARIOS if any(r["scenario"] == name for r in records)]
+    framed = ("scaleout", "rooms", "roomscale")
+    deflates = sorted({bool(r["deflate"]) for r in records if r["scenario"] not in framed} or {False})
+    all_cases = cases(sizes, only)
+    section = report(meta, records, all_cases, evaluate_targets(records, sizes, deflates), deflates, sizes)
+    print(section)
+    if readme:
+        print(f"wrote the results table to {write_readme(section)}")
+    return 0
