@@ -92,6 +92,8 @@ def parse_request(text: str, max_text_chars: int) -> Request:
     """The request in ``text``; raises :class:`BadRequest` naming what is wrong."""
     try:
         frame = json.loads(text)
+    except RecursionError:  # deeply nested brackets: the parser gives up before the size limit does
+        raise BadRequest("bad_request", "nested too deeply") from None
     except ValueError:
         raise BadRequest("bad_request", "not valid JSON") from None
     if not isinstance(frame, dict):

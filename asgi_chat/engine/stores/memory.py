@@ -198,6 +198,8 @@ class MemoryStore:
         return entry[1] if entry is not None and entry[0] is state else None
 
     def _remember(self, room: str, state: _Room, user: str, say_id: str, offset: int) -> None:
-        self._dedup[(room, user, say_id)] = (state, offset, self._clock() + self.settings.dedup_seconds)
+        key = (room, user, say_id)
+        self._dedup.pop(key, None)  # a key assigned anew keeps its old place: expiry order needs the end
+        self._dedup[key] = (state, offset, self._clock() + self.settings.dedup_seconds)
         while len(self._dedup) > DEDUP_MAX:
             self._dedup.popitem(last=False)

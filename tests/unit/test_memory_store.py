@@ -1,0 +1,508 @@
+"""The memory room store (engine/stores/memory.py, issue 11): offsets, history bounded per room and
+by the process's byte budget, dedup, idle expiry, the room limit, presence, and its two reads
+(``window`` for a join, ``before`` for "load earlier").
+
+Time is a fake clock the test moves; the wall clock for ``ts`` is a constant.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from asgi_chat import Settings
+from asgi_chat.endpoints import protocol
+from asgi_chat.engine.replay import TRIMMED, Gap, Stored, plan
+from asgi_chat.engine.stores import RoomLimit, memory
+from asgi_chat.engine.stores.memory import OVERHEAD, MemoryStore
+
+WALL_MS = 1_700_000_000_000
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Listener:
+    """Everything the store tells the rooms engine, in order."""
+
+    messages: list[tuple[str, Stored]] = field(default_factory=list)
+    presences: list[tuple[str, str, str]] = field(default_factory=list)
+    others: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def message(self, room: str, stored: Stored) -> None:
+        self.messages.append((room, stored))
+
+    def presence(self, room: str, user: str, event: str) -> None:
+        self.presences.append((room, user, event))
+
+    def gap(self, room: str, first: int, last: int, reason: str) -> None:
+        self.others.append(("gap", room, first, last, reason))
+
+    def reset(self, room: str, epoch: str) -> None:
+        self.others.append(("reset", room, epoch))
+
+
+async def open_store(clock: Clock | None = None, **settings: Any) -> tuple[MemoryStore, Listener]:
+    counter = itertools.count(1)
+    store = MemoryStore(
+        Settings(**settings),
+        protocol.msg,
+        clock=clock or Clock(),
+        wall_ms=lambda: WALL_MS,
+        epochs=lambda: f"epoch-{next(counter)}",
+    )
+    listener = Listener()
+    await store.open(listener)
+    return store, listener
+
+
+async def retained(store: MemoryStore, room: str) -> list[int]:
+    window = await store.window(room, 0, 1 << 30)
+    offsets = [stored.offset for stored in window.newest]
+    # what window says agrees with itself: contiguous, ending at top, starting at first
+    assert offsets == list(range(window.first, window.top + 1))
+    return offsets
+
+
+async def say(store: MemoryStore, room: str, count: int, user: str = "ada", text: str = "line") -> list[int]:
+    return [(await store.append(room, user, f"{text} {n}", None))[0] for n in range(count)]
+
+
+# --- offsets and messages -----------------------------------------------------------------
+
+
+async def test_offsets_count_from_1_in_each_room_independently() -> None:
+    store, listener = await open_store()
+    await store.enter("a", "ada")
+    await store.enter("b", "bob")
+    results = [
+        await store.append("a", "ada", "1", None),
+        await store.append("a", "ada", "2", None),
+        await store.append("b", "bob", "3", None),
+        await store.append("a", "ada", "4", None),
+        await store.append("b", "bob", "5", None),
+    ]
+    assert results == [(1, True), (2, True), (1, True), (3, True), (2, True)]
+    assert [(room, stored.offset) for room, stored in listener.messages] == [
+        ("a", 1),
+        ("a", 2),
+        ("b", 1),
+        ("a", 3),
+        ("b", 2),
+    ]
+    assert [(window.top, window.first) for window in [await store.window(r, 0, 0) for r in "ab"]] == [(3, 1), (2, 1)]
+
+
+async def test_a_message_is_its_msg_frame_encoded_once_and_published_within_append() -> None:
+    store, listener = await open_store()
+    await store.enter("a", "ada")
+    await store.append("a", "Åsa", "héllo", "s1")
+    [(room, stored)] = listener.messages
+    assert room == "a"
+    assert stored.frame == protocol.msg("a", 1, WALL_MS, "Åsa", "héllo", "s1")
+    assert stored.size == len(stored.frame.encode()) + OVERHEAD  # UTF-8 bytes, not characters
+    assert stored.size > len(stored.frame) + OVERHEAD
+    assert (await store.window("a", 0, 10)).newest == (stored,)
+    assert (store.bytes, store.retained) == (stored.size, 1)
+
+
+async def test_an_empty_room_has_top_0_and_first_1() -> None:
+    store, _ = await open_store()
+    assert await store.enter("a", "ada") == ["ada"]
+    window = await store.window("a", 0, 10)
+    assert (window.epoch, window.top, window.first, window.newest) == ("epoch-1", 0, 1, ())
+
+
+async def test_each_room_gets_its_own_epoch() -> None:
+    store = MemoryStore(Settings(), protocol.msg)  # the real random epochs
+    await store.enter("a", "ada")
+    await store.enter("b", "ada")
+    epochs = {(await store.window(room, 0, 0)).epoch for room in "ab"}
+    assert len(epochs) == 2
+    assert all(len(epoch) >= 16 for epoch in epochs)
+
+
+# --- history per room -----------------------------------------------------------------------
+
+
+async def test_a_room_keeps_exactly_history_messages() -> None:
+    store, _ = await open_store(history_messages=3)
+    await store.enter("a", "ada")
+    kept: list[list[int]] = []
+    for _ in range(6):
+        await say(store, "a", 1)
+        kept.append(await retained(store, "a"))
+    assert kept == [[1], [1, 2], [1, 2, 3], [2, 3, 4], [3, 4, 5], [4, 5, 6]]
+    window = await store.window("a", 0, 100)
+    assert (window.top, window.first) == (6, 4)  # trimming moves first
+    assert store.retained == 3
+    assert store.bytes == sum(stored.size for stored in window.newest)
+
+
+async def test_trimming_one_room_leaves_the_others_alone() -> None:
+    store, _ = await open_store(history_messages=2)
+    for room in "ab":
+        await store.enter(room, "ada")
+    await say(store, "a", 2)
+    await say(store, "b", 5)
+    assert (await retained(store, "a"), await retained(store, "b")) == ([1, 2], [4, 5])
+
+
+async def test_history_messages_0_keeps_everything() -> None:
+    store, _ = await open_store(history_messages=0, history_max_bytes=0)
+    await store.enter("a", "ada")
+    await say(store, "a", 1500)
+    assert len(await retained(store, "a")) == 1500
+
+
+# --- the byte budget ------------------------------------------------------------------------
+
+
+async def test_the_byte_budget_trims_the_process_s_oldest_messages_whichever_room_holds_them() -> None:
+    size = len(protocol.msg("a", 1, WALL_MS, "ada", "line", None).encode()) + OVERHEAD  # each one below
+    budget = 4 * size + size // 2  # room for 4 messages, not 5
+    store, listener = await open_store(history_messages=0, history_max_bytes=budget)
+    for room in "abc":
+        await store.enter(room, "ada")
+    appended: list[tuple[str, int]] = []
+    for room in "aaabbcbcc":
+        offset, _ = await store.append(room, "ada", "line", None)
+        appended.append((room, offset))
+        assert store.bytes <= budget
+        newest = appended[-4:]  # exactly the process's 4 newest, across rooms
+        for name in "abc":
+            assert await retained(store, name) == [n for owner, n in newest if owner == name]
+    assert {stored.size for _, stored in listener.messages} == {size}
+    assert (store.bytes, store.retained) == (4 * size, 4)
+
+
+async def test_what_the_byte_budget_trims_is_a_trimmed_gap_for_a_resume() -> None:
+    store, _ = await open_store(history_messages=0, history_max_bytes=2000)
+    for room in "ab":
+        await store.enter(room, "ada")
+    await say(store, "a", 3)
+    before = await store.window("a", 0, 100)
+    await say(store, "b", 20)  # far more than the budget: a's three go first
+    window = await store.window("a", 0, 100)
+    assert (before.first, window.first, window.top, window.newest) == (1, 4, 3, ())
+    assert plan(window, (window.epoch, 1)).gaps == (Gap(2, 3, TRIMMED),)
+    assert store.bytes <= 2000
+
+
+async def test_a_message_larger_than_the_whole_budget_is_not_kept() -> None:
+    store, listener = await open_store(history_max_bytes=OVERHEAD + 10)
+    await store.enter("a", "ada")
+    assert await store.append("a", "ada", "x" * 100, None) == (1, True)
+    assert len(listener.messages) == 1  # still published
+    window = await store.window("a", 0, 10)
+    assert (window.top, window.first, window.newest, store.bytes, store.retained) == (1, 2, (), 0, 0)
+
+
+async def test_the_global_order_stays_bounded_when_rooms_trim_themselves() -> None:
+    """Rooms that trim by history_messages leave their entries in the global order behind; the
+    order is compacted so it stays within twice what is retained (plus a constant)."""
+    store, _ = await open_store(history_messages=2, history_max_bytes=0)
+    rooms = [f"r{n}" for n in range(40)]
+    for room in rooms:
+        await store.enter(room, "ada")
+    longest = 0
+    for _ in range(60):
+        for room in rooms:
+            await store.append(room, "ada", "line", None)
+            assert len(store._order) <= 2 * store.retained + 1024
+            longest = max(longest, len(store._order))
+    assert store.retained == 80
+    assert longest > 1000  # it did grow to the bound, and was compacted (60 x 40 = 2400 appends)
+    for room in rooms:
+        assert await retained(store, room) == [59, 60]
+
+
+async def test_after_compaction_the_budget_still_trims_the_oldest_retained_first() -> None:
+    def size(room: str, offset: int) -> int:
+        return len(protocol.msg(room, offset, WALL_MS, "ada", "line", None).encode()) + OVERHEAD
+
+    rooms = [f"r{n}" for n in range(10)]
+    # Room for the last message of each of the ten rooms, and one byte short of one more.
+    store, _ = await open_store(history_messages=1, history_max_bytes=10 * size("r0", 200) + size("new", 1) - 1)
+    for room in rooms:
+        await store.enter(room, "ada")
+    for _ in range(200):  # 2000 appends, each room keeping its last: compacted on the way
+        for room in rooms:
+            await store.append(room, "ada", "line", None)
+    assert len(store._order) < 2000
+    assert store.retained == 10
+    await store.enter("new", "ada")
+    await store.append("new", "ada", "line", None)  # one over: r0's message, the oldest retained, goes
+    assert await retained(store, "r0") == []
+    assert [await retained(store, room) for room in rooms[1:]] == [[200]] * 9
+    assert await retained(store, "new") == [1]
+
+
+# --- dedup ----------------------------------------------------------------------------------
+
+
+async def test_a_say_id_used_again_returns_the_first_offset_and_publishes_nothing() -> None:
+    store, listener = await open_store(dedup_seconds=600)
+    await store.enter("a", "ada")
+    assert await store.append("a", "ada", "hello", "s1") == (1, True)
+    assert await store.append("a", "ada", "other", "s2") == (2, True)
+    published = len(listener.messages)
+    assert await store.append("a", "ada", "hello", "s1") == (1, False)
+    assert await store.append("a", "ada", "changed text, same id", "s1") == (1, False)
+    assert len(listener.messages) == published  # the listener was not called
+    assert await retained(store, "a") == [1, 2]
+    assert (await store.window("a", 0, 0)).top == 2
+
+
+async def test_a_say_id_is_per_user_and_room() -> None:
+    store, _ = await open_store()
+    for room, user in (("a", "ada"), ("a", "bob"), ("b", "ada")):
+        await store.enter(room, user)
+    assert await store.append("a", "ada", "x", "s1") == (1, True)
+    assert await store.append("a", "bob", "x", "s1") == (2, True)  # another user
+    assert await store.append("b", "ada", "x", "s1") == (1, True)  # another room
+    assert await store.append("a", "bob", "x", "s1") == (2, False)
+
+
+async def test_a_say_without_id_is_never_a_duplicate() -> None:
+    store, _ = await open_store()
+    await store.enter("a", "ada")
+    assert [await store.append("a", "ada", "same", None) for _ in range(3)] == [(1, True), (2, True), (3, True)]
+
+
+async def test_a_say_id_is_forgotten_after_dedup_seconds() -> None:
+    clock = Clock()
+    store, listener = await open_store(clock, dedup_seconds=600)
+    await store.enter("a", "ada")
+    await store.append("a", "ada", "x", "s1")
+    clock.now += 599.9
+    assert await store.append("a", "ada", "x", "s1") == (1, False)
+    clock.now += 0.1  # 600 s after the first
+    assert await store.append("a", "ada", "x", "s1") == (2, True)
+    assert len(listener.messages) == 2
+    assert await store.append("a", "ada", "x", "s1") == (2, False)  # the new one is remembered in turn
+
+
+async def test_an_id_reused_in_a_room_created_anew_does_not_keep_other_ids_alive() -> None:
+    """The dedup window is swept oldest first, so an id remembered again must move to the end:
+    assigned in place, it would stay in front and shield the expired ids behind it."""
+    clock = Clock()
+    store, _ = await open_store(clock, dedup_seconds=600, room_idle_seconds=10)
+    start = clock.now
+    await store.enter("a", "ada")
+    await store.append("a", "ada", "x", "k")  # (a, ada, k) expires at start + 600
+    await store.exit("a", "ada")
+    clock.now = start + 1
+    await store.enter("b", "ada")
+    await store.append("b", "ada", "y", "j")  # (b, ada, j) expires at start + 601
+    clock.now = start + 20
+    await store.enter("a", "ada")  # a is forgotten and created anew
+    assert await store.append("a", "ada", "x again", "k") == (1, True)  # (a, ada, k) now expires at start + 620
+    clock.now = start + 605  # j was used 604 s ago, more than dedup_seconds
+    assert await store.append("b", "ada", "y again", "j") == (2, True)
+
+
+async def test_a_room_created_anew_does_not_know_the_old_room_s_ids() -> None:
+    clock = Clock()
+    store, _ = await open_store(clock, dedup_seconds=600, room_idle_seconds=10)
+    await store.enter("a", "ada")
+    await store.append("a", "ada", "x", "s1")
+    await store.append("a", "ada", "y", "s2")
+    await store.exit("a", "ada")
+    clock.now += 11
+    await store.enter("a", "ada")
+    assert await store.append("a", "ada", "y", "s2") == (1, True)
+
+
+async def test_at_most_dedup_max_ids_are_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(memory, "DEDUP_MAX", 3)
+    store, _ = await open_store()
+    await store.enter("a", "ada")
+    for n in range(4):
+        await store.append("a", "ada", "x", f"s{n}")
+    assert len(store._dedup) == 3
+    assert await store.append("a", "ada", "x", "s3") == (4, False)  # the newest three are remembered
+    assert await store.append("a", "ada", "x", "s0") == (5, True)  # the oldest was forgotten
+
+
+# --- idle rooms and the room limit ------------------------------------------------------------
+
+
+async def test_an_empty_room_is_forgotten_after_room_idle_seconds() -> None:
+    clock = Clock()
+    store, _ = await open_store(clock, room_idle_seconds=100)
+    await store.enter("a", "ada")
+    await say(store, "a", 3)
+    old = await store.window("a", 0, 10)
+    await store.exit("a", "ada")
+    clock.now += 99.9
+    await store.enter("b", "bob")  # any enter sweeps: not yet
+    assert store.retained == 3
+    clock.now += 0.1
+    await store.enter("b", "bob")  # now: a's history and bytes are released, though nobody entered a
+    assert (store.retained, store.bytes) == (0, 0)
+    await store.enter("a", "ada")
+    new = await store.window("a", 0, 10)
+    assert (old.epoch, old.top) == ("epoch-1", 3)
+    assert (new.epoch, new.top, new.first, new.newest) == ("epoch-3", 0, 1, ())  # a new epoch: reset
+    assert await store.append("a", "ada", "x", None) == (1, True)
+
+
+async def test_a_room_entered_again_before_expiry_keeps_its_history_and_its_clock_restarts() -> None:
+    clock = Clock()
+    store, _ = await open_store(clock, room_idle_seconds=100)
+    await store.enter("a", "ada")
+    await say(store, "a", 2)
+    await store.exit("a", "ada")
+    clock.now += 90
+    await store.enter("a", "ada")
+    await store.exit("a", "ada")
+    clock.now += 90  # 180 s since the first exit, 90 since the last
+    await store.enter("a", "ada")
+    window = await store.window("a", 0, 10)
+    assert (window.epoch, window.top, len(window.newest)) == ("epoch-1", 2, 2)
+
+
+async def test_a_room_with_members_is_never_forgotten() -> None:
+    clock = Clock()
+    store, _ = await open_store(clock, room_idle_seconds=100)
+    await store.enter("a", "ada")
+    await store.enter("a", "bob")
+    await say(store, "a", 2)
+    await store.exit("a", "bob")  # ada is still there
+    clock.now += 10**6
+    await store.enter("b", "bob")
+    window = await store.window("a", 0, 10)
+    assert (window.epoch, window.top, len(window.newest)) == ("epoch-1", 2, 2)
+
+
+async def test_room_idle_seconds_0_never_forgets() -> None:
+    clock = Clock()
+    store, _ = await open_store(clock, room_idle_seconds=0)
+    await store.enter("a", "ada")
+    await say(store, "a", 1)
+    await store.exit("a", "ada")
+    clock.now += 10**9
+    await store.enter("a", "ada")
+    assert (await store.window("a", 0, 0)).epoch == "epoch-1"
+
+
+async def test_max_rooms_raises_room_limit_and_a_forgotten_room_frees_a_slot() -> None:
+    clock = Clock()
+    store, listener = await open_store(clock, max_rooms=2, room_idle_seconds=100)
+    await store.enter("a", "ada")
+    await store.enter("b", "ada")
+    await store.exit("b", "ada")  # empty, but remembered: it still counts
+    with pytest.raises(RoomLimit):
+        await store.enter("c", "ada")
+    assert ("c", "ada", "join") not in listener.presences
+    assert await store.enter("a", "bob") == ["ada", "bob"]  # rooms that exist may still be entered
+    clock.now += 100
+    assert await store.enter("c", "ada") == ["ada"]  # b was forgotten first
+    with pytest.raises(RoomLimit):
+        await store.enter("b", "ada")
+
+
+async def test_max_rooms_0_is_no_limit() -> None:
+    store, _ = await open_store(max_rooms=0)
+    for n in range(50):
+        await store.enter(f"r{n}", "ada")
+    assert len(store._rooms) == 50
+
+
+# --- presence -------------------------------------------------------------------------------
+
+
+async def test_presence_counts_connections_and_announces_only_the_first_and_the_last() -> None:
+    store, listener = await open_store()
+    assert await store.enter("a", "bob") == ["bob"]
+    assert await store.enter("a", "ada") == ["ada", "bob"]  # sorted, the joiner included
+    assert await store.enter("a", "ada") == ["ada", "bob"]  # a second tab: one presence
+    assert listener.presences == [("a", "bob", "join"), ("a", "ada", "join")]
+    await store.exit("a", "ada")
+    assert listener.presences[2:] == []  # one tab of two left: still present
+    assert await store.enter("a", "cy") == ["ada", "bob", "cy"]
+    await store.exit("a", "ada")
+    await store.exit("a", "bob")
+    assert listener.presences[2:] == [("a", "cy", "join"), ("a", "ada", "leave"), ("a", "bob", "leave")]
+    assert await store.enter("a", "ada") == ["ada", "cy"]
+
+
+async def test_presence_is_per_room() -> None:
+    store, listener = await open_store()
+    await store.enter("a", "ada")
+    assert await store.enter("b", "ada") == ["ada"]
+    await store.exit("a", "ada")
+    assert listener.presences == [("a", "ada", "join"), ("b", "ada", "join"), ("a", "ada", "leave")]
+    assert store._rooms["b"].users == {"ada": 1}
+
+
+# --- the reads: before (load earlier) and window (join) --------------------------------------
+
+
+async def history_4_to_10() -> MemoryStore:
+    """A room whose top is 10 and whose oldest retained offset is 4."""
+    store, _ = await open_store(history_messages=7)
+    await store.enter("a", "ada")
+    await say(store, "a", 10)
+    assert await retained(store, "a") == list(range(4, 11))
+    return store
+
+
+@pytest.mark.parametrize(
+    ("before", "limit", "offsets"),
+    [
+        (11, 3, [8, 9, 10]),  # just above top: the newest
+        (10**9, 3, [8, 9, 10]),  # far beyond top
+        (10**9, 100, [4, 5, 6, 7, 8, 9, 10]),  # everything retained, ascending
+        (10, 3, [7, 8, 9]),  # strictly below before
+        (8, 100, [4, 5, 6, 7]),
+        (6, 1, [5]),
+        (5, 100, [4]),
+        (4, 100, []),  # before == first: nothing older is retained
+        (2, 100, []),  # before < first
+        (0, 100, []),
+    ],
+)
+async def test_before_pages_back_through_what_is_retained(before: int, limit: int, offsets: list[int]) -> None:
+    store = await history_4_to_10()
+    assert [stored.offset for stored in await store.before("a", before, limit)] == offsets
+
+
+@pytest.mark.parametrize(
+    ("after", "limit", "offsets"),
+    [
+        (0, 0, []),  # live only
+        (0, 3, [8, 9, 10]),  # history 3
+        (0, 100, [4, 5, 6, 7, 8, 9, 10]),  # more than retained
+        (2, 100, [4, 5, 6, 7, 8, 9, 10]),  # a resume from before what is retained
+        (3, 100, [4, 5, 6, 7, 8, 9, 10]),
+        (5, 100, [6, 7, 8, 9, 10]),  # a resume within it
+        (5, 2, [9, 10]),  # ... bounded by replay_max: the newest
+        (9, 100, [10]),
+        (10, 100, []),  # nothing missed
+        (12, 100, []),  # above top
+    ],
+)
+async def test_window_answers_the_newest_limit_retained_after(after: int, limit: int, offsets: list[int]) -> None:
+    store = await history_4_to_10()
+    window = await store.window("a", after, limit)
+    assert (window.epoch, window.top, window.first) == ("epoch-1", 10, 4)
+    assert [stored.offset for stored in window.newest] == offsets
+
+
+async def test_the_store_is_always_healthy_and_open_and_close_are_idempotent() -> None:
+    store, _ = await open_store()
+    assert store.healthy
+    await store.open(Listener())
+    await store.close()
+    await store.close()
