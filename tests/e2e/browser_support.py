@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, WebError, WebSocket, expect
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, WebError, WebSocket, expect, sync_playwright
 
 from tests.helpers import TIMEOUT, Server
 
@@ -153,3 +153,13 @@ def browser_contexts(browser: Browser, server: Server) -> Iterator[ContextFactor
         context.close()
     wait_until_idle(server)
     assert errors == [], f"uncaught errors in the pages: {errors}"
+
+
+@contextmanager
+def chromium() -> Iterator[Browser]:
+    """Debian's Chromium under Playwright, with every ``expect`` bounded by TIMEOUT_MS."""
+    expect.set_options(timeout=TIMEOUT_MS)
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        yield browser
+        browser.close()

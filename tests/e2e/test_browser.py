@@ -25,16 +25,15 @@ from playwright.sync_api import (
     Locator,
     Response,
     expect,
-    sync_playwright,
 )
 
 from tests.e2e.browser_support import (
     TIMEOUT_MS,
     ContextFactory,
     browser_contexts,
+    chromium,
     client_id,
     expect_state,
-    launch_chromium,
     messages,
     open_chat,
     record_sockets,
@@ -53,11 +52,8 @@ RECONNECT_MS = 3 * TIMEOUT_MS
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    expect.set_options(timeout=TIMEOUT_MS)
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

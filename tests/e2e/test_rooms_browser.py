@@ -32,7 +32,6 @@ from playwright.sync_api import (
     Page,
     WebSocket,
     expect,
-    sync_playwright,
 )
 from websockets.sync.client import connect
 
@@ -40,7 +39,7 @@ from tests.e2e.browser_support import (
     TIMEOUT_MS,
     ContextFactory,
     browser_contexts,
-    launch_chromium,
+    chromium,
 )
 from tests.helpers import TIMEOUT, Server, free_port, uvicorn_command
 
@@ -128,11 +127,8 @@ class Cable:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    expect.set_options(timeout=TIMEOUT_MS)
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
