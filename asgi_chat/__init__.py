@@ -3,17 +3,7 @@
 ``asgi_chat.app`` is the app ``uvicorn asgi_chat:app`` serves; :func:`create_app` builds an
 independent one (its own chat, its own settings) for tests and embedding.
 
-The package, in the order a reader may walk through it:
-
-- ``asgi/``: the ASGI lesson. The callable and its dispatch (app.py), the WebSocket session
-  state machine, the only place that calls the server's ``send`` (session.py), routing, the pure
-  parsers, close codes and errors, HTTP responses. Nothing there knows what a chat is.
-- ``endpoints/``: the WebSocket endpoints, short functions over a session.
-- ``engine/``: the chat engine. Fan-out to members with bounded outboxes and the slow-consumer
-  policy (fanout.py), the tutorial chat's hub, and the brokers that carry lines between processes.
-- ``web/``: the pages, their static files, ``/healthz`` and ``/metrics``.
-- ``ops/``: defences and operations: security, credentials, settings, logging, the trace,
-  metrics, the command line.
+The package's layout, and the way a message travels through it: docs/architecture.md.
 """
 
 from __future__ import annotations

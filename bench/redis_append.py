@@ -36,7 +36,7 @@ class NullListener:
     def gap(self, room: str, first: int, last: int, reason: str) -> None:
         pass
 
-    def reset(self, room: str, epoch: str) -> None:
+    def reset(self, room: str, epoch: str, offset: int) -> None:
         pass
 
 

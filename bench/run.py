@@ -11,7 +11,7 @@ server process pinned to CPU 0 while the C load generator (``bench/build/wsload`
 
 Each scenario is measured with and without a permessage-deflate offer from the client. Medians
 over the repetitions are printed, written to ``bench/results/latest.json`` and, for a full run,
-to the section of README.md between ``<!-- bench:start -->`` and ``<!-- bench:end -->``.
+to the section of docs/benchmark.md between ``<!-- bench:start -->`` and ``<!-- bench:end -->``.
 
 The rooms scenario (issue 11's benchmark) runs on asgi_chat alone, its `asgi-chat.v1` room on
 ``/chat/ws`` (wsload ``--proto v1``: hello, join, say) beside its tutorial chat on ``/ws/{id}``:
@@ -53,7 +53,6 @@ from typing import Any
 from orchestra.config import (
     ALL_CPUS,
     CLIENT_CPU,
-    FALLBACK_RESULTS,
     FLOOR_SCENARIOS,
     LOGS,
     REDIS_APPEND,
@@ -71,7 +70,7 @@ from orchestra.config import (
 )
 from orchestra.measure import run_one
 from orchestra.processes import asgi_chat_importable, raise_nofile
-from orchestra.report import command_line, machine, report, report_saved, summary_line, versions, write_readme
+from orchestra.report import command_line, machine, report, report_saved, summary_line, versions, write_results
 from orchestra.scenarios import FULL, QUICK, SCENARIOS, Case, Sizes, case_deflates, cases, rounds
 from orchestra.targets import Target, evaluate_targets
 
@@ -87,13 +86,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--server", action="append", choices=[s.name for s in SERVERS], help="only this server")
     parser.add_argument("--deflate", choices=("both", "off", "on"), default="both")
     parser.add_argument("--reps", type=int, help="override the number of repetitions")
-    parser.add_argument("--write-readme", action="store_true", help="update README.md even for a partial or quick run")
+    parser.add_argument(
+        "--write-docs", action="store_true", help="update docs/benchmark.md even for a partial or quick run"
+    )
     parser.add_argument(
         "--from-json",
         type=Path,
         metavar="FILE",
         help="measure nothing: print the report of a saved run (bench/results/latest.json); with "
-        "--write-readme, also put it in README.md",
+        "--write-docs, also put it in docs/benchmark.md",
     )
     return parser.parse_args(argv)
 
@@ -216,18 +217,15 @@ def save(meta: dict[str, Any], records: list[dict[str, Any]], targets: Sequence[
 
 def publish(section: str, write: bool) -> None:
     if write:
-        path = write_readme(section)
-        print(f"wrote the results table to {path}")
-        if path == FALLBACK_RESULTS:
-            print("README.md does not exist yet: results are in bench/RESULTS.md for the lead to move")
+        print(f"wrote the results table to {write_results(section)}")
     else:
-        print("partial run: README.md left unchanged (--write-readme to force)")
+        print("partial run: docs/benchmark.md left unchanged (--write-docs to force)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.from_json:
-        return report_saved(args.from_json, args.write_readme)
+        return report_saved(args.from_json, args.write_docs)
     p = plan(args)
     if not WSLOAD.exists():
         print(f"{WSLOAD} is missing: run `make -C bench` first", file=sys.stderr)
@@ -245,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(section)
     meta["elapsed_s"] = time.monotonic() - started
     save(meta, records, targets)
-    publish(section, p.full_run or args.write_readme)
+    publish(section, p.full_run or args.write_docs)
     return 0
 
 

@@ -3,7 +3,7 @@
     python -m docs.generate_protocol           # rewrite docs/PROTOCOL.md (or: make protocol)
     python -m docs.generate_protocol --check   # exit 1 with a diff when the file is out of date
 
-Each scenario runs twice. Once through the trace middleware (asgi_chat/trace.py) with asgiref's
+Each scenario runs twice. Once through the trace middleware (asgi_chat/ops/trace.py) with asgiref's
 ApplicationCommunicator standing in for the server: that shows the ASGI messages, and in an order
 that is the same on every run, since nothing but the script decides what happens next. Once
 against a real uvicorn (websockets-sansio) on a free port with a real ``websockets`` client: that
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import difflib
 import itertools
 import json
 import logging
@@ -36,7 +35,8 @@ from asgi_chat import Settings, create_app
 from asgi_chat.endpoints import protocol
 from asgi_chat.engine.stores.memory import MemoryStore
 from asgi_chat.ops.trace import Describer, Trace
-from tests.helpers import TIMEOUT, LifespanClient, WebSocketClient, free_port, wait_until
+from docs.generated import write_or_check
+from tests.helpers import DENIAL, TIMEOUT, LifespanClient, WebSocketClient, free_port, wait_until
 
 DOC = Path(__file__).with_name("PROTOCOL.md")
 WIDTH = 100  # the paragraphs' line length
@@ -131,6 +131,8 @@ class Wire:
         except InvalidStatus as refused:
             response = refused.response
             self.lines.append(f"{label} ← HTTP {response.status_code} {response.reason_phrase}: no WebSocket")
+            if response.body:
+                self.lines.append(f"{label} ← body {_SHOW.text(bytes(response.body).decode())}")
             return None
         chosen = f", subprotocol {ws.subprotocol!r}" if ws.subprotocol else ""
         self.lines.append(f"{label} ← HTTP 101 Switching Protocols{chosen}")
@@ -240,13 +242,16 @@ def items_scenario(title: str, text: str, replies: int, path: str, **handshake: 
     return Scenario(title, text, asgi, wire)
 
 
-def refusal_scenario(title: str, text: str, path: str) -> Scenario:
+def refusal_scenario(title: str, text: str, path: str, *, without_extension: bool = False) -> Scenario:
+    """A handshake refused before accept, on a server with the denial-response extension (as
+    uvicorn is) and, ``without_extension``, then on one without it (as daphne is)."""
     route, _, query = path.partition("?")
 
     async def asgi(stage: Stage) -> None:
-        client = stage.client(route, query_string=query.encode())
-        await client.connect()
-        await client.finished()
+        for extensions in (DENIAL, {}) if without_extension else (DENIAL,):
+            client = stage.client(route, query_string=query.encode(), extensions=extensions)
+            await client.connect()
+            await client.finished()
 
     async def wire(wire: Wire) -> None:
         assert await wire.open("client", path) is None
@@ -404,7 +409,7 @@ SCENARIOS = (
         " start-up and, at shutdown, closes every WebSocket still open with 1001 (going away). The"
         " ASGI run shows that 1001. uvicorn never lets it happen: it closes every WebSocket with"
         " 1012 (service restart) before it sends `lifespan.shutdown`, so that is what the client"
-        " sees. Other servers do other things: see README's *Servers* table.",
+        " sees. Other servers do other things: see [Servers](servers.md).",
         lifespan_asgi,
         lifespan_wire,
     ),
@@ -441,21 +446,27 @@ SCENARIOS = (
     ),
     refusal_scenario(
         "Refused: no credentials",
-        "Every check runs before `websocket.accept`, so a refusal is a `websocket.close` during the"
-        ' handshake. ASGI: the server "must close the connection with a HTTP 403 error code";'
-        " the close code and reason stay in the server, for its log.",
+        "Every check runs before `websocket.accept`, so a refusal is an HTTP response in place of"
+        " the 101 that would open the WebSocket. A server that offers ASGI's *WebSocket Denial"
+        " Response* extension (`websocket.http.response` in the scope's `extensions`: uvicorn,"
+        " hypercorn, granian) sends the app's own: the refusal's status and its reason as a"
+        " `text/plain` body (#1 below), so the client sees why. A server without it (daphne) gets"
+        ' `websocket.close` instead (#2), and ASGI says it "must close the connection with a HTTP'
+        ' 403 error code": a bare 403, the close code and reason only in the log.',
         "/items/foo/ws",
+        without_extension=True,
     ),
     refusal_scenario(
         "Refused: `q` is not an integer",
         "Credentials are checked before `q`; with a credential, a `q` that is not a whole number is"
-        " refused the same way.",
+        " refused the same way, and the reason names `q`.",
         f"/items/foo/ws?token={TOKEN}&q=five",
     ),
     refusal_scenario(
         "Refused: unknown path",
-        "A WebSocket to a path with no route closes with 1000 `not found` before accept (Starlette"
-        " does the same): nothing went wrong, there is just nothing here. The client sees 403.",
+        "A WebSocket to a path with no route is refused with 404 `not found`, as HTTP answers the"
+        " same path. Without the extension it is a close with 1000 (Starlette closes with 1000"
+        " too): nothing went wrong, there is just nothing here.",
         "/nowhere",
     ),
     Scenario(
@@ -484,7 +495,8 @@ SCENARIOS = (
         "`/chat/ws` speaks JSON on the subprotocol `asgi-chat.v1`, which the client offers and the"
         " server accepts. A client says hello with a name, joins a room (`joined` carries the"
         " room's epoch, its top offset and who is there), and every member, the sender included,"
-        " gets each line as `msg` with its offset; the sender also gets an `ack`. The others hear"
+        " gets each line as `msg` with its offset; the sender then gets an `ack` with the same"
+        " offset, always after its own `msg`, on either store. The others hear"
         " of a name's first connection in the room and of its last one leaving (`presence`).",
         rooms_asgi,
         rooms_wire,
@@ -494,8 +506,10 @@ SCENARIOS = (
         "A client resuming with `since: {epoch, offset}` gets every message after that offset, and"
         " what history no longer holds is named first as a `gap` with exact bounds (here"
         " `ASGI_CHAT_HISTORY_MESSAGES=2`, so line 1 is gone). A position from another epoch (a"
-        " restarted memory store, a forgotten room) gets `gap` `reset` with the epoch now in force,"
-        " and live messages only.",
+        " restarted memory store, a forgotten room) gets `gap` `reset` with the epoch now in force"
+        " and, as `offset`, the position the next message follows: here the room's top, so live"
+        " messages only. A member still in a room whose history is lost while it is there (Redis"
+        " flushed) gets the same frame live, with `offset` 0: the new epoch's messages follow from 1.",
         resume_asgi,
         None,
         Settings(history_messages=2),
@@ -528,7 +542,7 @@ HEADER = """\
 
 Each section shows one conversation twice:
 
-- **The app's messages**: the ASGI trace (`ASGI_CHAT_TRACE=1`, asgi_chat/trace.py) of a run with
+- **The app's messages**: the ASGI trace (`ASGI_CHAT_TRACE=1`, asgi_chat/ops/trace.py) of a run with
   asgiref's `ApplicationCommunicator` playing the server. `#N` numbers the connection, `←` is a
   message the server hands the app (`receive`), `→` one the app hands the server (`send`), `·` the
   scope's start and end. The trace prints times (`+0.012s`); they are left out here. Credentials
@@ -536,7 +550,7 @@ Each section shows one conversation twice:
 - **On the wire**: a real uvicorn (`--ws websockets-sansio`) and a real `websockets` client;
   `→` is what the client sends, `←` what it gets.
 
-README's *Servers* table says where hypercorn, daphne and granian differ from uvicorn.
+[Servers](servers.md) says where hypercorn, daphne and granian differ from uvicorn.
 """
 
 
@@ -569,17 +583,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="compare with docs/PROTOCOL.md instead of writing it")
     args = parser.parse_args(argv)
     logging.getLogger("asgi_chat").setLevel(logging.ERROR)  # the slow consumer's warning is in the document
-    text = asyncio.run(render())
-    if not args.check:
-        DOC.write_text(text, encoding="utf-8")
-        return 0
-    current = DOC.read_text(encoding="utf-8") if DOC.exists() else ""
-    if current == text:
-        return 0
-    diff = difflib.unified_diff(current.splitlines(True), text.splitlines(True), str(DOC), "generated")
-    sys.stdout.writelines(diff)
-    print(f"\n{DOC} is out of date: run `make protocol` and commit the result.")
-    return 1
+    return write_or_check(DOC, asyncio.run(render()), check=args.check, make_target="protocol")
 
 
 if __name__ == "__main__":

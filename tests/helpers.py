@@ -23,9 +23,14 @@ from asgiref.typing import ASGI3Application, ASGIReceiveEvent, ASGISendEvent, We
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from asgi_chat import testing
+
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 5.0  # seconds: the longest any single expected event may take
 QUIET = 0.1  # seconds of silence that count as "nothing was sent" (WebSocketClient.nothing)
+# The scope extensions of a server with ASGI's "WebSocket Denial Response" (uvicorn, hypercorn,
+# granian): the app may answer a handshake with an HTTP response of its own instead of accepting.
+DENIAL: dict[str, dict[object, object]] = {"websocket.http.response": {}}
 
 
 # --- ASGI level --------------------------------------------------------------------------------
@@ -37,22 +42,20 @@ def websocket_scope(
     headers: Iterable[tuple[bytes, bytes]] = (),
     subprotocols: Sequence[str] = (),
     client: tuple[str, int] | None = ("127.0.0.1", 50000),
+    extensions: dict[str, dict[object, object]] | None = None,
 ) -> WebSocketScope:
-    return {
-        "type": "websocket",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "1.1",
-        "scheme": "ws",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query_string,
-        "root_path": "",
-        "headers": [(b"host", b"testserver"), *headers],
-        "client": client,
-        "server": ("testserver", 80),
-        "subprotocols": list(subprotocols),
-        "extensions": {},
-    }
+    """:func:`asgi_chat.testing.websocket_scope`, the query string also positional as the suite
+    passes it, and ASGI 2.4: unlike asgiref's communicator, WebSocketClient's ``"raise"`` mode
+    fails a send to a peer that is gone."""
+    return testing.websocket_scope(
+        path,
+        query_string=query_string,
+        headers=headers,
+        subprotocols=subprotocols,
+        client=client,
+        extensions=extensions,
+        spec_version="2.4",
+    )
 
 
 SendMode = Literal["ok", "block", "gate", "raise"]
@@ -140,7 +143,7 @@ class WebSocketClient:
         self._inbox.put_nowait(cast(ASGIReceiveEvent, event))
 
     async def connect(self) -> dict[str, Any]:
-        """Send ``websocket.connect``; return the app's answer (an accept or a close)."""
+        """Send ``websocket.connect``; return the app's answer (an accept, a close, or a response's start)."""
         self.feed({"type": "websocket.connect"})
         return await self.output()
 
@@ -148,6 +151,17 @@ class WebSocketClient:
         answer = await self.connect()
         assert answer["type"] == "websocket.accept", answer
         return answer
+
+    async def denied(self) -> tuple[int, dict[bytes, bytes], bytes]:
+        """Send ``websocket.connect``; return the app's HTTP response in its place (the scope needs
+        ``extensions=DENIAL``) as (status, headers, body), once the app has finished."""
+        start = await self.connect()
+        assert start["type"] == "websocket.http.response.start", start
+        body = await self.output()
+        assert body["type"] == "websocket.http.response.body", body
+        assert not body.get("more_body", False), body  # the app sends its body in one piece
+        await self.finished()
+        return start["status"], dict(start["headers"]), body["body"]
 
     async def send(self, text: str | None = None, data: bytes | None = None) -> None:
         self.feed({"type": "websocket.receive", "text": text, "bytes": data})
@@ -232,22 +246,7 @@ async def http_get(
     app: ASGI3Application, path: str, method: str = "GET", headers: Iterable[tuple[bytes, bytes]] = ()
 ) -> tuple[int, dict[bytes, bytes], bytes]:
     """One HTTP request through the app: (status, headers, body)."""
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"testserver"), *headers],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-        "extensions": {},
-    }
-    communicator = ApplicationCommunicator(app, scope)
+    communicator = ApplicationCommunicator(app, testing.http_scope(path, method=method, headers=headers))
     await communicator.send_input({"type": "http.request", "body": b"", "more_body": False})
     start = await communicator.receive_output(TIMEOUT)
     body = await communicator.receive_output(TIMEOUT)
@@ -255,28 +254,19 @@ async def http_get(
     return start["status"], dict(start["headers"]), body["body"]
 
 
-class LifespanClient:
-    """The server's side of a lifespan scope: ``startup()``, ``shutdown()``, each returning the answer."""
+class LifespanClient(testing.LifespanCommunicator):
+    """The server's side of a lifespan scope: ``startup()``, ``shutdown()``, each returning the
+    answer (asgi_chat.testing's, with the suite's TIMEOUT)."""
 
     def __init__(self, app: ASGI3Application) -> None:
-        self.communicator = ApplicationCommunicator(app, {"type": "lifespan", "asgi": {"version": "3.0"}})
-
-    async def startup(self) -> dict[str, Any]:
-        await self.communicator.send_input({"type": "lifespan.startup"})
-        return dict(await self.communicator.receive_output(TIMEOUT))
-
-    async def shutdown(self) -> dict[str, Any]:
-        await self.communicator.send_input({"type": "lifespan.shutdown"})
-        answer = dict(await self.communicator.receive_output(TIMEOUT))
-        await self.communicator.wait(TIMEOUT)
-        return answer
+        super().__init__(app, timeout=TIMEOUT)
 
 
 async def lifespan(app: ASGI3Application, *events: str) -> list[dict[str, Any]]:
     """Drive one lifespan scope through ``events`` ("startup", "shutdown"); return the answers."""
     client = LifespanClient(app)
     steps = {"startup": client.startup, "shutdown": client.shutdown}
-    return [await steps[event]() for event in events]
+    return [dict(await steps[event]()) for event in events]
 
 
 # --- real servers ------------------------------------------------------------------------------
@@ -324,10 +314,18 @@ UVICORN_SERVERS = ("uvicorn-sansio", "uvicorn-websockets", "uvicorn-wsproto")
 class Server:
     """A real server process on 127.0.0.1; its output goes to a log file the test can read."""
 
-    def __init__(self, command: Sequence[str], port: int, log: Path, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        command: Sequence[str],
+        port: int,
+        log: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: Path = ROOT,
+    ) -> None:
         self.command = list(command)
         self.port = port
         self.log = log
+        self.cwd = cwd
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -341,7 +339,9 @@ class Server:
 
     def start(self) -> Server:
         with self.log.open("ab") as out:
-            self.process = subprocess.Popen(self.command, stdout=out, stderr=subprocess.STDOUT, env=self.env, cwd=ROOT)
+            self.process = subprocess.Popen(
+                self.command, stdout=out, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd
+            )
         wait_for_port(self.port, self.process)
         return self
 

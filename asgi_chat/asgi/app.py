@@ -131,9 +131,10 @@ class ChatApp:
     async def _refuse(self, session: Session, refusal: Refusal) -> None:
         logger.info("websocket %s closed with %d: %s", _where(session.scope), refusal.code, refusal.reason)
         # Every refusal and every close the app decides ends here, a slow consumer's 1013 too
-        # (the fan-out's drop raises it in the member's reader): counted once, by code.
+        # (the fan-out's drop raises it in the member's reader): counted once, by code, also
+        # when the client is told by an HTTP response rather than a close (Session.refuse).
         self.ctx.metrics.closes[int(refusal.code)] += 1
-        await session.close(refusal.code, refusal.reason)
+        await session.refuse(refusal)
 
     def _endpoint(self, session: Session) -> Awaitable[None]:
         """The endpoint for the session's path, called with its typed path parameters.
@@ -181,6 +182,8 @@ class ChatApp:
         self.ctx.hub.shutting_down = True
         going_away = GoingAway("server shutting down")
         open_sessions = [session for session in self.sessions if session.state is State.OPEN]
+        # Counted as _refuse counts every close the app decides, without its log line per connection.
+        self.ctx.metrics.closes[int(going_away.code)] += len(open_sessions)
         await asyncio.gather(*(session.close(going_away.code, going_away.reason) for session in open_sessions))
         await self.ctx.hub.stop()
         await self.ctx.exposition.stop()

@@ -2,27 +2,32 @@
 
 ::
 
+                                    close HTTP (refused before accept, with the extension)
     ChatError
      ├── Refusal              the app ends a WebSocket on purpose, with a code and a reason
-     │    ├── NotFound              1000  no WebSocket route at this path
-     │    ├── PolicyViolation       1008  missing/invalid credentials, bad parameter, origin, rate
-     │    ├── UnsupportedData       1003  a binary frame on an endpoint that speaks text
-     │    ├── MessageTooBig         1009  an inbound message over the size limit
-     │    ├── TryAgainLater         1013  slow consumer, too many connections
-     │    └── GoingAway             1001  the server is shutting down
+     │    ├── NotFound              1000  404  no WebSocket route at this path
+     │    ├── PolicyViolation       1008  403  missing/invalid credentials, bad parameter, origin, rate
+     │    ├── UnsupportedData       1003  403  a binary frame on an endpoint that speaks text
+     │    ├── MessageTooBig         1009  403  an inbound message over the size limit
+     │    ├── TryAgainLater         1013  503  slow consumer, too many connections, store or broker down
+     │    └── GoingAway             1001  503  the server is shutting down
      ├── Disconnected         the peer is gone; the connection ends quietly
      ├── ProtocolError        a message arrived that the ASGI state machine does not allow
      └── NoRoute              the router's answer, the same for HTTP and WebSocket:
           └── BadParameter        the path matches a route but a typed parameter does not parse
 
-A refusal raised before ``websocket.accept`` becomes an HTTP 403 on the wire (ASGI spec,
-"Close - send event": the server "must close the connection with a HTTP 403 error code");
-raised after, it becomes a close frame with its code and reason.
+A refusal raised after ``websocket.accept`` becomes a close frame with its code and reason.
+Raised before, it is an HTTP response instead of the 101 that would open the WebSocket: with its
+own ``http_status`` and its reason as a text body when the server offers ASGI's "WebSocket Denial
+Response" extension (``websocket.http.response`` in the scope's extensions), else a bare 403 (ASGI
+spec, "Close - send event": the server "must close the connection with a HTTP 403 error code").
+UnsupportedData and MessageTooBig only ever happen after accept: their 403 is the default, unused.
 """
 
 from __future__ import annotations
 
 from enum import IntEnum
+from http import HTTPStatus
 
 
 class CloseCode(IntEnum):
@@ -36,8 +41,13 @@ class CloseCode(IntEnum):
     POLICY_VIOLATION = 1008
     MESSAGE_TOO_BIG = 1009
     INTERNAL_ERROR = 1011
-    SERVICE_RESTART = 1012
+    SERVICE_RESTART = 1012  # never sent: uvicorn's own, as it restarts or stops (engine/hub.py reads it)
     TRY_AGAIN_LATER = 1013
+
+
+# The codes above that only ever arrive (from the server, or the peer's side): every other one is
+# a close the app itself sends, and /metrics shows each of those from 0 (ops/metrics.py).
+NEVER_SENT = frozenset({CloseCode.NO_STATUS, CloseCode.ABNORMAL, CloseCode.SERVICE_RESTART})
 
 
 class ChatError(Exception):
@@ -45,9 +55,17 @@ class ChatError(Exception):
 
 
 class Refusal(ChatError):
-    """End the WebSocket with ``code`` and ``reason`` (a short text for the person at the other end)."""
+    """End the WebSocket with ``code`` and ``reason`` (a short text for the person at the other end).
+
+    Before accept, a server with the denial-response extension answers ``http_status`` instead,
+    with the reason as its body and, when ``retry_after`` is set, a ``Retry-After`` of that many
+    seconds (RFC 9110 10.2.3: how long "the user agent ought to wait before making a follow-up
+    request").
+    """
 
     code: CloseCode = CloseCode.POLICY_VIOLATION
+    http_status: HTTPStatus = HTTPStatus.FORBIDDEN  # what a bare refusal is anyway (ASGI's 403)
+    retry_after: int | None = None
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -60,6 +78,7 @@ class Refusal(ChatError):
 class NotFound(Refusal):
     # Starlette closes an unmatched WebSocket with 1000 too: nothing went wrong, there is just nothing here.
     code = CloseCode.NORMAL
+    http_status = HTTPStatus.NOT_FOUND  # as HTTP answers the same path (NoRoute.http_status)
 
     @classmethod
     def from_route(cls, error: NoRoute) -> Refusal:
@@ -81,10 +100,17 @@ class MessageTooBig(Refusal):
 
 class TryAgainLater(Refusal):
     code = CloseCode.TRY_AGAIN_LATER
+    # RFC 9110 15.6.4: 503, "the server is currently unable to handle the request due to a
+    # temporary overload"; not 429, which would blame this client for a server that is full.
+    http_status = HTTPStatus.SERVICE_UNAVAILABLE
+    # A hint, not a promise: the Redis clients reconnect within about 2 s of Redis returning
+    # (engine/brokers/redis.py, backoff_cap), and a full server frees slots as people leave.
+    retry_after = 5
 
 
 class GoingAway(Refusal):
     code = CloseCode.GOING_AWAY
+    http_status = HTTPStatus.SERVICE_UNAVAILABLE
 
 
 class Disconnected(ChatError):

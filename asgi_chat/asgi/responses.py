@@ -9,6 +9,9 @@ from http import HTTPStatus
 
 from asgiref.typing import ASGISendCallable
 
+from ..ops.logs import redact
+from .errors import Refusal
+
 # Sent with every HTTP response. The pages load script and style only from this server
 # (no inline script, so an injected <script> or onerror= does not run), may open WebSockets
 # only back to it, and may not be framed by another site (clickjacking).
@@ -51,6 +54,13 @@ def json_response(status: int, data: object) -> Response:
 
 def not_found() -> Response:
     return text(HTTPStatus.NOT_FOUND, "Not Found\n")
+
+
+def denial(refusal: Refusal) -> Response:
+    """The HTTP answer to a WebSocket handshake refused before accept: the refusal's status, and
+    its reason as the body (the text the app logs, and as redacted: never a credential)."""
+    retry = () if refusal.retry_after is None else ((b"retry-after", str(refusal.retry_after).encode()),)
+    return text(refusal.http_status, redact(refusal.reason) + "\n", retry)
 
 
 def method_not_allowed(allowed: Iterable[str]) -> Response:

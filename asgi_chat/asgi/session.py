@@ -3,12 +3,19 @@
 ::
 
     CONNECTING --receive connect--> HANDSHAKE --send accept--> OPEN --send/receive data--> OPEN
-        |                                |                       |
-        | receive disconnect             | send close (403)      | send close, receive disconnect,
-        v                                v                       v a send that raises, or the app returns
-      CLOSED <---------------------------+-----------------------+
-        ^   |
-        +---+ receive disconnect (the server's answer to our close, to a reader still waiting)
+        |                            |     |                     |
+        | receive disconnect         |     | send close (403)    | send close, receive disconnect,
+        v                            |     v                     v a send that raises, or the app returns
+      CLOSED <-----------------------|-----+---------------------+
+      ^ ^   |                        |
+      | +---+ receive disconnect     | send http.response.start
+      |   (the server's answer to    v
+      |    our close, to a reader  RESPONDING --send http.response.body, more_body--> RESPONDING
+      |    still waiting)            |
+      +------------------------------+ send http.response.body (the last: more_body false)
+
+``http.response`` stands for ``websocket.http.response``: ASGI's "WebSocket Denial Response"
+extension, an HTTP response of the app's own in place of accept (see :meth:`Session.deny`).
 
 Every (state, message) pair not drawn above raises :class:`ProtocolError`, which names both. The
 one exception is a send after CLOSED: with a reader and a writer on one connection, either may
@@ -26,6 +33,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+from collections.abc import Iterable
 from types import CoroutineType
 from typing import Final
 
@@ -34,13 +42,16 @@ from asgiref.typing import (
     ASGISendCallable,
     ASGISendEvent,
     WebSocketCloseEvent,
+    WebSocketResponseBodyEvent,
+    WebSocketResponseStartEvent,
     WebSocketScope,
     WebSocketSendEvent,
 )
 
 from ..ops.metrics import Metrics
 from ..ops.security import InboundGuard
-from .errors import CloseCode, Disconnected, ProtocolError
+from .errors import CloseCode, Disconnected, ProtocolError, Refusal
+from .responses import Response, denial
 from .sending import PendingSend
 
 logger = logging.getLogger("asgi_chat")
@@ -49,11 +60,19 @@ logger = logging.getLogger("asgi_chat")
 # buffer full, and some servers make every send (the close too) wait for room in it.
 CLOSE_TIMEOUT: Final = 1.0
 
+# The scope extension of a server that takes an HTTP response in place of accept (asgiref's
+# extensions.rst, "Websocket Denial Response").
+DENIAL_RESPONSE: Final = "websocket.http.response"
+# How TRANSITIONS names a response body with more to follow (``more_body`` true): unlike the last
+# one, it leaves the response open.
+MORE_BODY: Final = "websocket.http.response.body (more_body)"
+
 
 class State(enum.Enum):
     CONNECTING = "waiting for websocket.connect"
     HANDSHAKE = "connect received, not yet accepted"
     OPEN = "accepted"
+    RESPONDING = "refusing with an HTTP response"
     CLOSED = "closed"
 
 
@@ -65,6 +84,11 @@ TRANSITIONS: Final[dict[tuple[State, str, str], State]] = {
     (State.CONNECTING, "sent", "websocket.close"): State.CLOSED,
     (State.HANDSHAKE, "sent", "websocket.accept"): State.OPEN,
     (State.HANDSHAKE, "sent", "websocket.close"): State.CLOSED,
+    # The extension: "These messages cannot be followed by any other websocket messages as the
+    # server should send a HTTP response and then close the connection."
+    (State.HANDSHAKE, "sent", "websocket.http.response.start"): State.RESPONDING,
+    (State.RESPONDING, "sent", MORE_BODY): State.RESPONDING,
+    (State.RESPONDING, "sent", "websocket.http.response.body"): State.CLOSED,
     (State.OPEN, "received", "websocket.receive"): State.OPEN,
     (State.OPEN, "received", "websocket.disconnect"): State.CLOSED,
     (State.OPEN, "sent", "websocket.send"): State.OPEN,
@@ -121,6 +145,56 @@ class Session:
 
     async def accept(self, subprotocol: str | None = None) -> None:
         await self._transmit({"type": "websocket.accept", "subprotocol": subprotocol, "headers": []})
+
+    @property
+    def can_deny(self) -> bool:
+        """Whether the server takes an HTTP response in place of accept (:data:`DENIAL_RESPONSE`)."""
+        return DENIAL_RESPONSE in (self.scope.get("extensions") or {})
+
+    async def refuse(self, refusal: Refusal) -> None:
+        """End the connection for ``refusal``, in the most telling way the state and server allow.
+
+        Before accept, on a server that takes one: an HTTP response with the refusal's status and
+        its reason as the body (:func:`denial`), so that a client sees why. Otherwise a close:
+        after accept a close frame with the code and reason, before it the server's bare 403.
+        """
+        if self.state is State.HANDSHAKE and self.can_deny:
+            await self.deny(denial(refusal), refusal.code, refusal.reason)
+        else:
+            await self.close(refusal.code, refusal.reason)
+
+    async def deny(self, response: Response, code: int, reason: str) -> None:
+        """Answer the handshake with ``response`` instead of accepting it; a no-op once closed.
+
+        ``code`` and ``reason`` are what a close would have said: no frame carries them, but the
+        session ended with them. Bounded by ``CLOSE_TIMEOUT``, like :meth:`close`.
+        """
+        if self.state is State.CLOSED:
+            return
+        self._record_close(code, reason)
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await self.start_response(response.status, response.header_list())
+                await self.send_body(response.body)
+        except (Disconnected, TimeoutError):
+            self._enter(State.CLOSED)
+
+    async def start_response(self, status: int, headers: Iterable[tuple[bytes, bytes]]) -> None:
+        # A plain int, as for close codes (see close): an HTTPStatus member is an IntEnum.
+        start: WebSocketResponseStartEvent = {
+            "type": "websocket.http.response.start",
+            "status": int(status),
+            "headers": list(headers),
+        }
+        await self._transmit(start)
+
+    async def send_body(self, body: bytes, more_body: bool = False) -> None:
+        part: WebSocketResponseBodyEvent = {
+            "type": "websocket.http.response.body",
+            "body": body,
+            "more_body": more_body,
+        }
+        await self._transmit(part)
 
     async def receive_message(self) -> str | bytes:
         """The next data message, text as ``str`` and binary as ``bytes``.
@@ -238,7 +312,7 @@ class Session:
     async def _transmit(self, message: ASGISendEvent) -> None:
         if self.state is State.CLOSED and message["type"] != "websocket.close":
             raise Disconnected(self.close_code or CloseCode.ABNORMAL)
-        self._advance("sent", message["type"])
+        self._advance("sent", _kind(message))
         try:
             await self._send(message)
         except (OSError, RuntimeError) as exc:
@@ -259,3 +333,10 @@ class Session:
     def _record_close(self, code: int, reason: str) -> None:
         if self.close_code is None:
             self.close_code, self.close_reason = code, reason
+
+
+def _kind(message: ASGISendEvent) -> str:
+    """The message's name in TRANSITIONS: its type, or MORE_BODY for a body with more to follow."""
+    if message["type"] == "websocket.http.response.body" and message.get("more_body", False):
+        return MORE_BODY
+    return message["type"]

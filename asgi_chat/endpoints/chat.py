@@ -121,8 +121,10 @@ class Connection:
             offset, _ = await self.ctx.rooms.say(request.room, user, request.text, request.id)
         except StoreUnavailable:
             raise BadRequest("unavailable", "the room store cannot be reached: not sent", request.id) from None
-        if received_at is not None:  # the memory store has offered it to every member by now
+        if received_at is not None:  # the store has offered it to every member here by now
             self.ctx.metrics.observe_line(time.monotonic() - received_at)
+        # On either store the sender's own msg is in its outbox by now, so the ack comes after it
+        # (engine/stores/__init__.py): one order for every client to rely on.
         self.member.send(protocol.ack(request.room, offset, request.id))
 
     async def _leave(self, user: str, request: Leave) -> None:

@@ -2,7 +2,7 @@
 
 Pure functions and frozen values, nothing else: a frame is parsed once, at the edge, into one of
 the request types below, and only typed values travel further. Every server frame is built here,
-so the wire format is one page to read (docs/PROTOCOL.md and README describe it).
+so the wire format is one page to read (docs/rooms.md describes it, docs/PROTOCOL.md shows it).
 
 Every frame is one JSON object in a text frame. A request that is not valid JSON, not an object,
 of an unknown ``type``, or with a missing or wrong-typed field is a :class:`BadRequest`, which the
@@ -248,8 +248,11 @@ def gap(room: str, first: int, last: int, reason: str) -> str:
     return encode({"type": "gap", "room": room, "from": first, "to": last, "reason": reason})
 
 
-def reset(room: str, epoch: str) -> str:
-    return encode({"type": "gap", "room": room, "reason": "reset", "epoch": epoch})
+def reset(room: str, epoch: str, offset: int) -> str:
+    """The room's history is gone: positions are ``epoch``'s now, and the next ``msg`` (or ``gap``)
+    of the room on this connection is ``offset + 1``: after a join, its top (``joined``'s offset:
+    live messages only); live, 0 (the new epoch's messages follow from 1)."""
+    return encode({"type": "gap", "room": room, "reason": "reset", "epoch": epoch, "offset": offset})
 
 
 def presence(room: str, user: str, event: str) -> str:

@@ -1,8 +1,9 @@
 """The tutorial's three WebSocket apps, each a short function over a :class:`Session`.
 
 They match FastAPI's "WebSockets" tutorial message for message. What the tutorial leaves to the
-framework is explicit here: every check happens before ``accept`` (so a refusal is an HTTP 403),
-and a refusal is an exception that carries its close code (see asgi/errors.py).
+framework is explicit here: every check happens before ``accept`` (so a refusal is an HTTP
+response, not a close frame), and a refusal is an exception that carries its close code and HTTP
+status (see asgi/errors.py).
 """
 
 from __future__ import annotations

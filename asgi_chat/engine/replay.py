@@ -7,7 +7,7 @@ resumes says where it was, ``since: {epoch, offset}``, and gets exactly what it 
 told exactly what it cannot get:
 
 - another epoch, or an offset above the room's top: ``gap`` ``reset`` with the epoch now in
-  force, then live messages only (what was missed is unknown);
+  force and the top as its ``offset``, then live messages only (what was missed is unknown);
 - the same epoch: every message in (offset, top], in order. The part no longer retained comes
   first as one ``gap`` ``trimmed``, and the part beyond ``replay_max`` as one ``gap`` ``limit``
   (the oldest part is skipped), each with exact bounds.

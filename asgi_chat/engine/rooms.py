@@ -108,9 +108,9 @@ class Rooms:
     def gap(self, room: str, first: int, last: int, reason: str) -> None:
         self._tell(room, protocol.gap(room, first, last, reason))
 
-    def reset(self, room: str, epoch: str) -> None:
+    def reset(self, room: str, epoch: str, offset: int) -> None:
         # Not to members still joining: their window, read in the new epoch, says so already.
-        self._tell(room, protocol.reset(room, epoch), joining_too=False)
+        self._tell(room, protocol.reset(room, epoch, offset), joining_too=False)
 
     def _tell(self, room: str, frame: str, *, joining_too: bool = True) -> None:
         """A frame for every member of the room here, in order with its messages."""
@@ -150,7 +150,7 @@ class Rooms:
         """The replay's gaps and messages, then what was published while joining, once each."""
         replay = plan(window, request.since)
         if replay.reset:
-            member.send(protocol.reset(request.room, window.epoch))
+            member.send(protocol.reset(request.room, window.epoch, window.top))  # then live: top + 1 on
         for gap in replay.gaps:
             member.send(protocol.gap(request.room, gap.first, gap.last, gap.reason))
         for stored in replay.messages:

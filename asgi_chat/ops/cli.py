@@ -28,6 +28,8 @@ from .settings import PREFIX, from_env
 # exits, rather than a traceback from loading an app factory.
 APP = "asgi_chat:app"
 UVICORN_WS_MAX_SIZE = 16 * 1024 * 1024  # uvicorn's default, kept when ASGI_CHAT_MAX_MESSAGE_BYTES=0
+# How far above the app's message limit the server's own cap sits (see server_max_size).
+SERVER_HEADROOM = 64 * 1024
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,6 +82,20 @@ def _positive(text: str) -> int:
     return value
 
 
+def server_max_size(max_message_bytes: int) -> int:
+    """uvicorn's ``ws_max_size`` for the app's ``ASGI_CHAT_MAX_MESSAGE_BYTES`` (0: no limit).
+
+    The app's limit is the one a client should meet: it closes with 1009 and a reason that names
+    the limit, and /metrics counts it. So the server's cap sits above it, by a fixed headroom:
+    a message a little over the limit (a paste slightly too long) reaches the app and hears why.
+    The cap is also what bounds the bytes one message can make the server buffer for a
+    connection before the app sees it; a fixed headroom keeps that at the app's limit plus
+    64 KiB whatever the limit (twice the limit would double it). A message larger still is a
+    client that ignores the limit altogether: uvicorn closes it with its own 1009.
+    """
+    return max_message_bytes + SERVER_HEADROOM if max_message_bytes else UVICORN_WS_MAX_SIZE
+
+
 def app_environment(args: argparse.Namespace) -> dict[str, str]:
     """The ``ASGI_CHAT_*`` variables the options stand for."""
     env = {}
@@ -116,7 +132,7 @@ def main(argv: Sequence[str] | None = None, environ: MutableMapping[str, str] = 
             log_config=str(LOG_CONFIG_PATH),
             # None: uvicorn's own default, $FORWARDED_ALLOW_IPS or else 127.0.0.1,::1.
             forwarded_allow_ips=args.forwarded_allow_ips,
-            # The server refuses an oversized message (1009) as it arrives, instead of buffering up
-            # to its own 16 MiB default before the app can look at it.
-            ws_max_size=settings.max_message_bytes or UVICORN_WS_MAX_SIZE,
+            # Above the app's own limit, so that the app answers an oversized message; still far
+            # below uvicorn's 16 MiB default, which a connection could make it buffer.
+            ws_max_size=server_max_size(settings.max_message_bytes),
         )

@@ -40,6 +40,8 @@ from typing import Final, Protocol
 import prometheus_client
 from prometheus_client import CollectorRegistry, Gauge, Histogram, multiprocess
 
+from ..asgi.errors import NEVER_SENT, CloseCode
+
 # prometheus_client's own variable: it decides, when prometheus_client is imported, whether
 # values live in this process's memory or in files in that directory that every worker reads.
 MULTIPROC_DIR: Final = "PROMETHEUS_MULTIPROC_DIR"
@@ -48,9 +50,9 @@ LINE_SAMPLE: Final = 16  # one chat line in this many is timed (a power of two: 
 # Receive to the last recipient's send: about 0.5 µs per recipient in one process, plus a
 # broker hop (Redis: a round trip) and any wait for the event loop.
 LINE_BUCKETS: Final = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
-# The close codes the app itself sends (asgi/errors.py), shown from 0 so that rate() works from
-# the first one; any other code gets its series when it first happens.
-KNOWN_CLOSE_CODES: Final = (1000, 1003, 1008, 1009, 1011, 1013)
+# The close codes the app itself sends, from the one enum (asgi/errors.py), shown from 0 so that
+# rate() works from the first one; any other code gets its series when it first happens.
+KNOWN_CLOSE_CODES: Final = tuple(int(code) for code in CloseCode if code not in NEVER_SENT)
 TEXT_FORMAT: Final = "text/plain; version=0.0.4; charset=utf-8"  # what generate_latest writes
 
 

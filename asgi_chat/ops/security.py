@@ -2,7 +2,7 @@
 
 Where a credential travels is credentials.py's to say; here is only whether one is accepted.
 
-SECURITY.md explains the threat each one answers, its default and the test that proves it.
+docs/security.md explains the threat each one answers, its default and the test that proves it.
 """
 
 from __future__ import annotations

@@ -52,57 +52,95 @@ def _optional(text: str) -> str | None:
     return text.strip() or None
 
 
-def setting(default: Any, parse: Callable[[str], object], expects: str) -> Any:
+def setting(default: Any, parse: Callable[[str], object], expects: str, help: str, group: str) -> Any:
     """A field read from ``ASGI_CHAT_<NAME>``: ``parse`` turns the text into the value (raising
-    ValueError when it cannot), and ``expects`` says what it wants, for the error message."""
-    return field(default=default, metadata={"parse": parse, "expects": expects})
+    ValueError when it cannot), ``expects`` says what it wants (for the error message), ``help``
+    what it does and ``group`` where it belongs (docs/configuration.md is generated from these)."""
+    return field(default=default, metadata={"parse": parse, "expects": expects, "help": help, "group": group})
 
 
 OFF = " (0 turns the limit off)"
+LIMITS = "inbound limits (security)"
+FANOUT = "the fan-out (slow-consumer policy)"
+ROOMS = "the rooms of asgi-chat.v1 (/chat/ws)"
+PLUMBING = "plumbing"
 
 
-def count(default: int, what: str) -> Any:
-    return setting(default, _whole, f"a whole number of {what} >= 0{OFF}")
+def count(default: int, what: str, help: str, group: str) -> Any:
+    return setting(default, _whole, f"a whole number of {what} >= 0{OFF}", help, group)
 
 
-def number(default: float, what: str) -> Any:
-    return setting(default, _positive_number, f"a number of {what} >= 0{OFF}")
+def number(default: float, what: str, help: str, group: str) -> Any:
+    return setting(default, _positive_number, f"a number of {what} >= 0{OFF}", help, group)
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    # --- inbound limits (security) ---
-    max_message_bytes: int = count(65536, "bytes")  # larger inbound messages close with 1009
-    rate_per_second: float = number(20.0, "messages per second")  # token bucket; exceeding it closes with 1008
-    rate_burst: int = count(40, "messages")
-    max_connections: int = count(10000, "connections")  # open WebSockets in total
-    max_connections_per_address: int = count(100, "connections")  # open WebSockets per client IP address
-    max_item_id_length: int = count(128, "characters")
-    max_credential_length: int = count(4096, "characters")
-    # Origins allowed besides the page's own; "*" turns the check off (warned at startup).
-    allowed_origins: tuple[str, ...] = setting(
-        (), _words, "origins (scheme://host[:port]) separated by commas or spaces"
+    max_message_bytes: int = count(65536, "bytes", "a larger inbound message closes the connection with 1009", LIMITS)
+    rate_per_second: float = number(
+        20.0, "messages per second", "the inbound rate (a token bucket); exceeding it closes with 1008", LIMITS
     )
-    # One accepted token per line; unset: any non-empty credential.
-    tokens_file: str | None = setting(None, _optional, "the path of a file with one token per line")
-    # --- the fan-out (slow-consumer policy) ---
-    outbox_max_messages: int = count(1024, "messages")  # a client 1024 messages behind is not reading
-    outbox_max_bytes: int = count(1024 * 1024, "bytes")
-    send_timeout: float = number(10.0, "seconds")  # one send may stay blocked this long before a drop
-    # --- the rooms of asgi-chat.v1 (/chat/ws) ---
-    max_text_chars: int = count(4000, "characters")  # a longer say is answered too_large
-    dedup_seconds: float = number(600.0, "seconds")  # a say id is remembered this long per user and room
-    rooms_per_connection: int = count(16, "rooms")
-    max_rooms: int = count(10000, "rooms")  # rooms this process holds, joined or remembered
-    room_idle_seconds: float = number(86400.0, "seconds")  # an empty room silent this long is forgotten
-    replay_max: int = count(1000, "messages")  # a resume replays at most this many; older: gap limit
-    history_messages: int = count(1000, "messages")  # kept per room
-    history_max_bytes: int = count(64 * 1024 * 1024, "bytes")  # kept for all rooms of the process
-    # On Redis: a process silent this long (killed, host lost) has its users announced as left.
-    presence_timeout: float = number(30.0, "seconds")
-    # --- plumbing ---
-    broker_url: str = setting("memory://", str.strip, "a URL: memory:// or redis://host:port/db")
-    trace: bool = setting(False, _bool, "1/0, true/false, yes/no or on/off")  # print every ASGI message
+    rate_burst: int = count(40, "messages", "how many messages may arrive at once before the rate applies", LIMITS)
+    max_connections: int = count(10000, "connections", "open WebSockets in total; more are refused with 1013", LIMITS)
+    max_connections_per_address: int = count(
+        100, "connections", "open WebSockets per client IP address; more are refused with 1013", LIMITS
+    )
+    max_item_id_length: int = count(
+        128, "characters", "a longer `item_id` on /items/{item_id}/ws is refused with 1008", LIMITS
+    )
+    max_credential_length: int = count(
+        4096, "characters", "a longer cookie or token on /items/{item_id}/ws is refused with 1008", LIMITS
+    )
+    allowed_origins: tuple[str, ...] = setting(
+        (),
+        _words,
+        "origins (scheme://host[:port]) separated by commas or spaces",
+        "origins allowed besides the page's own; `*` turns the check off (warned at startup)",
+        LIMITS,
+    )
+    tokens_file: str | None = setting(
+        None,
+        _optional,
+        "the path of a file with one token per line",
+        "the credentials the items endpoint accepts, one per line; unset: any non-empty credential",
+        LIMITS,
+    )
+    outbox_max_messages: int = count(
+        1024, "messages", "a client this many messages behind is not reading: closed with 1013", FANOUT
+    )
+    outbox_max_bytes: int = count(
+        1024 * 1024, "bytes", "a client this many bytes behind is not reading: closed with 1013", FANOUT
+    )
+    send_timeout: float = number(
+        10.0, "seconds", "one send may stay blocked this long before the client is closed with 1013", FANOUT
+    )
+    max_text_chars: int = count(4000, "characters", "a longer say is answered `too_large`", ROOMS)
+    dedup_seconds: float = number(600.0, "seconds", "a say id is remembered this long per user and room", ROOMS)
+    rooms_per_connection: int = count(
+        16, "rooms", "rooms one connection may be in at once; one more is answered `too_many_rooms`", ROOMS
+    )
+    max_rooms: int = count(10000, "rooms", "rooms this process holds, joined or remembered", ROOMS)
+    room_idle_seconds: float = number(86400.0, "seconds", "an empty room silent this long is forgotten", ROOMS)
+    replay_max: int = count(1000, "messages", "a resume replays at most this many; older ones: `gap limit`", ROOMS)
+    history_messages: int = count(1000, "messages", "messages kept per room", ROOMS)
+    history_max_bytes: int = count(64 * 1024 * 1024, "bytes", "history kept for all rooms of the process", ROOMS)
+    presence_timeout: float = number(
+        30.0,
+        "seconds",
+        "on Redis: a process silent this long (killed, host lost) has its users announced as left",
+        ROOMS,
+    )
+    broker_url: str = setting(
+        "memory://",
+        str.strip,
+        "a URL: memory:// or redis://host:port/db",
+        "where shared state lives: `memory://` (this process alone) or a Redis URL (every process that "
+        "names it is one chat, rooms included; its password is shown as `***` in logs)",
+        PLUMBING,
+    )
+    trace: bool = setting(
+        False, _bool, "1/0, true/false, yes/no or on/off", "print every ASGI message (see Operations)", PLUMBING
+    )
 
 
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:

@@ -16,15 +16,14 @@ BUILD = BENCH / "build"
 WSLOAD = BUILD / "wsload"
 LOGS = BUILD / "logs"
 RESULTS = BENCH / "results"
-README = ROOT / "README.md"
-FALLBACK_RESULTS = BENCH / "RESULTS.md"
+RESULTS_PAGE = ROOT / "docs" / "benchmark.md"  # its section between the marks is the last full run
 START_MARK = "<!-- bench:start -->"
 END_MARK = "<!-- bench:end -->"
 
 HOST = "127.0.0.1"
 SERVER_CPU = 0  # `taskset -c 0` for the server ...
 CLIENT_CPU = 1  # ... and `-c 1` for the load generator (and this orchestrator, mostly asleep)
-ALL_CPUS = f"0-{(os.cpu_count() or 1) - 1}"  # the scale-out scenario pins nothing (see README)
+ALL_CPUS = f"0-{(os.cpu_count() or 1) - 1}"  # the scale-out scenario pins nothing (see docs/benchmark-method.md)
 ALL_CORES_PCT = 100 * (os.cpu_count() or 1)  # what "% of a core" adds up to with every CPU busy
 BACKLOG = 8192  # uvicorn --backlog / serve(backlog=); the kernel caps it at net.core.somaxconn
 NOFILE = 16384  # RLIMIT_NOFILE wanted for 5,000 connections on each side, plus slack

@@ -1,4 +1,4 @@
-"""The whole report, its metadata, and README.md's results section."""
+"""The whole report, its metadata, and the results section of docs/benchmark.md."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import CLIENT_CPU, END_MARK, FALLBACK_RESULTS, README, SERVER_CPU, START_MARK, UVICORN_OPTIONS
+from .config import CLIENT_CPU, END_MARK, RESULTS_PAGE, SERVER_CPU, START_MARK, UVICORN_OPTIONS
 from .figures import _mib, fmt
 from .scaleout import scaleout_section, split_text
 from .scenarios import FULL, SCENARIOS, Case, Sizes, cases
@@ -103,7 +103,7 @@ def report(
         lines += ["", *roomscale]
     lines += [
         "",
-        "How each figure is measured: [bench/README.md](bench/README.md).",
+        "How each figure is measured: [How the benchmark measures](benchmark-method.md).",
     ]
     lines += ["", *interference(records)]
     notes = observations(records)
@@ -115,12 +115,10 @@ def report(
     return "\n".join(lines) + "\n"
 
 
-def write_readme(section: str) -> Path:
+def write_results(section: str) -> Path:
+    """Put ``section`` between the marks of docs/benchmark.md (at its end, if the marks are gone)."""
     body = f"{START_MARK}\n{section}{END_MARK}\n"
-    if not README.exists():
-        FALLBACK_RESULTS.write_text("# Benchmark results\n\n" + body)
-        return FALLBACK_RESULTS
-    text = README.read_text()
+    text = RESULTS_PAGE.read_text()
     if START_MARK in text and END_MARK in text:
         head, _, rest = text.partition(START_MARK)
         _, _, tail = rest.partition(END_MARK)
@@ -129,8 +127,8 @@ def write_readme(section: str) -> Path:
             text += "\n"
     else:
         text = text.rstrip("\n") + "\n\n" + body
-    README.write_text(text)
-    return README
+    RESULTS_PAGE.write_text(text)
+    return RESULTS_PAGE
 
 
 def summary_line(record: dict[str, Any]) -> str:
@@ -172,7 +170,7 @@ def summary_line(record: dict[str, Any]) -> str:
     )
 
 
-def report_saved(path: Path, readme: bool) -> int:
+def report_saved(path: Path, write: bool) -> int:
     """Render the report of a saved run again (say after the report's wording changed)."""
     saved = json.loads(path.read_text())
     meta, records = saved["meta"], saved["records"]
@@ -185,6 +183,6 @@ def report_saved(path: Path, readme: bool) -> int:
     all_cases = cases(sizes, only)
     section = report(meta, records, all_cases, evaluate_targets(records, sizes, deflates), deflates, sizes)
     print(section)
-    if readme:
-        print(f"wrote the results table to {write_readme(section)}")
+    if write:
+        print(f"wrote the results table to {write_results(section)}")
     return 0

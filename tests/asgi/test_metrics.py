@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from asgi_chat import ChatApp, Settings, create_app
 from asgi_chat.ops.metrics import KNOWN_CLOSE_CODES, LINE_BUCKETS, LINE_SAMPLE
-from tests.helpers import TIMEOUT, WebSocketClient, http_get, wait_until, websocket_scope
+from tests.helpers import TIMEOUT, LifespanClient, WebSocketClient, http_get, wait_until, websocket_scope
 
 # name -> (type, HELP): what an operator's dashboards and alerts are written against.
 EXPOSED = {
@@ -73,14 +73,31 @@ async def test_counts_the_traffic_refusals_by_code_and_the_broker(app: ChatApp) 
     assert value(families["asgi_chat_messages_delivered"]) == 1
     assert value(families["asgi_chat_slow_consumer_disconnects"]) == 0
     closes = {s.labels["code"]: s.value for s in families["asgi_chat_closes"].samples if s.name.endswith("_total")}
-    # Every code the app sends is shown from 0, so that rate() has a start.
-    assert closes == {str(code): 0.0 for code in KNOWN_CLOSE_CODES} | {"1008": 2.0, "1000": 1.0}
+    # Every code the app sends is shown from 0, so that rate() has a start (not 1005, 1006 or
+    # uvicorn's 1012: the app never sends them).
+    sent = ("1000", "1001", "1003", "1008", "1009", "1011", "1013")
+    assert closes == dict.fromkeys(sent, 0.0) | {"1008": 2.0, "1000": 1.0}
+    assert tuple(map(int, sent)) == KNOWN_CLOSE_CODES
     assert value(families["asgi_chat_broker_up"]) == 1
     assert value(families["asgi_chat_broker_dropped"]) == 0
     await echo.disconnect()
     _, families = await scrape(app)
     assert value(families["asgi_chat_connections"]) == 0
     assert value(families["asgi_chat_messages_received"]) == 1  # a counter stays where it got
+
+
+async def test_a_shutdown_counts_its_1001_closes(app: ChatApp) -> None:
+    life = LifespanClient(app)
+    assert (await life.startup())["type"] == "lifespan.startup.complete"
+    clients = [WebSocketClient(app, "/ws"), WebSocketClient(app, "/ws/1")]
+    for client in clients:
+        await client.accept()
+    assert (await life.shutdown())["type"] == "lifespan.shutdown.complete"
+    for client in clients:
+        assert await client.receive_close() == (1001, "server shutting down")
+        await client.disconnect()
+    _, families = await scrape(app)
+    assert value(families["asgi_chat_closes"], code="1001") == 2
 
 
 async def test_one_chat_line_in_sixteen_is_timed_into_the_histogram(app: ChatApp) -> None:

@@ -846,7 +846,8 @@ async def test_resume_from_another_history_is_a_reset_then_live_only(since: dict
         since = {**since, "epoch": epoch}
     joined, reader = await resume(app, writer, since)
     assert (joined["epoch"], joined["offset"]) == (epoch, 10)
-    assert await reader.frame() == {"type": "gap", "room": ROOM, "reason": "reset", "epoch": epoch}
+    # offset: what the next line follows, the top (10), so live only
+    assert await reader.frame() == {"type": "gap", "room": ROOM, "reason": "reset", "epoch": epoch, "offset": 10}
     await next_is_live(reader, writer, 11)  # nothing replayed
 
 
@@ -861,7 +862,7 @@ async def test_a_restarted_server_has_new_epochs_so_an_old_position_reads_as_res
     new = writer.epochs[ROOM]
     assert new != old
     _, reader = await resume(after, writer, {"epoch": old, "offset": 3})
-    assert await reader.frame() == {"type": "gap", "room": ROOM, "reason": "reset", "epoch": new}
+    assert await reader.frame() == {"type": "gap", "room": ROOM, "reason": "reset", "epoch": new, "offset": 5}
     await next_is_live(reader, writer, 6)
 
 
@@ -931,7 +932,8 @@ async def test_an_idle_empty_room_is_forgotten_so_a_position_in_it_reads_as_rese
     clock.now += 101
     joined = await ada.join("old", since={"epoch": old, "offset": 3})  # ("other" is forgotten now)
     assert (joined["offset"], joined["epoch"] != old) == (0, True)  # a new room, a new history
-    assert await ada.frame() == {"type": "gap", "room": "old", "reason": "reset", "epoch": joined["epoch"]}
+    reset = {"type": "gap", "room": "old", "reason": "reset", "epoch": joined["epoch"], "offset": 0}
+    assert await ada.frame() == reset
 
 
 async def test_an_idle_empty_room_joined_again_is_a_new_room() -> None:

@@ -61,12 +61,15 @@ async def member(app: ChatApp, user: str, room: str = ROOM, **join: object) -> t
     return client, await client.join(room, **join)
 
 
-async def answer(client: RoomsClient, text: str, room: str = ROOM, **fields: object) -> Frame:
+async def answer(
+    client: RoomsClient, text: str, room: str = ROOM, into: list[Frame] | None = None, **fields: object
+) -> Frame:
     """``client`` says ``text``: its ``ack`` or ``error``; what comes before it (its own line,
-    presence) is passed over."""
+    presence) is passed over, or added to ``into``."""
     await client.say(room, text, **fields)
     while (frame := await client.frame())["type"] not in ("ack", "error"):
-        pass
+        if into is not None:
+            into.append(frame)
     return frame
 
 
@@ -81,8 +84,9 @@ def presence(user: str, event: str) -> Frame:
     return {"type": "presence", "room": ROOM, "user": user, "event": event}
 
 
-def reset(epoch: str) -> Frame:
-    return {"type": "gap", "room": ROOM, "reason": "reset", "epoch": epoch}
+def reset(epoch: str, offset: int) -> Frame:
+    """A ``gap`` ``reset``: the next line the member gets is ``offset + 1`` of ``epoch``."""
+    return {"type": "gap", "room": ROOM, "reason": "reset", "epoch": epoch, "offset": offset}
 
 
 async def read_until(client: RoomsClient, text: str) -> list[Frame]:
@@ -192,13 +196,57 @@ async def test_after_flushall_resuming_is_a_reset_and_members_get_reset_before_t
         new = joined["epoch"]
         assert new != old
         assert joined["offset"] == 0
-        assert await again.frame() == reset(new)  # the position belongs to a history that is gone
-        assert (await answer(writer, "new 1"))["offset"] == 1
+        assert await again.frame() == reset(new, 0)  # the position belongs to a history that is gone
+        await writer.say(ROOM, "new 1")
+        frames, ack = await writer.until("ack")  # its own line comes before its ack
+        assert ack["offset"] == 1
         await next_msg_is(again, 1, "new 1")
         # The writer stayed joined through the flush: told before the first line of the new epoch.
-        frames = await read_until(writer, "new 1")
-        assert frames == [reset(new), frames[1]], frames
-        assert frames[1]["type"] == "msg"
+        frames = [frame for frame in frames if frame["type"] != "presence"]
+        assert frames == [reset(new, 0), frames[1]], frames  # live: the new epoch follows from 1
+        assert (frames[1]["type"], frames[1]["text"]) == ("msg", "new 1")
+
+
+async def test_a_live_reset_says_where_the_new_epoch_starts_and_a_resume_from_there_misses_nothing(
+    redis_server: RedisServer,
+) -> None:
+    # A member that joined at top 5 and stayed through the flush: its joined frame's top says
+    # nothing of the new epoch, whose lines start again at 1. The reset's offset does: a client
+    # that takes its position from it (then from each line) resumes exactly; one that kept 5
+    # would have skipped the new epoch's lines 3 to 5 without a gap.
+    async with started(redis_server.url) as (a, _), started(redis_server.url) as (b, _):
+        writer, _ = await member(a, "writer")
+        for n in range(1, 6):
+            assert (await answer(writer, f"old {n}"))["offset"] == n
+        reader, joined = await member(b, "reader")
+        old = joined["epoch"]
+        assert joined["offset"] == 5
+
+        async with Redis.from_url(redis_server.url) as admin:
+            await admin.flushall()
+        for n in (1, 2):
+            assert (await answer(writer, f"new {n}"))["offset"] == n
+        frames = await read_until(reader, "new 2")
+        new = frames[0]["epoch"]
+        assert new != old
+        assert frames[0] == reset(new, 0), frames  # the next line is 1 of the new epoch
+        position = frames[0]["offset"]
+        assert delivered(frames[1:], position) == [1, 2]  # from the reset's offset on, each line once
+
+        await reader.disconnect()
+        for n in (3, 4, 5):
+            assert (await answer(writer, f"new {n}"))["offset"] == n
+        again, joined = await member(b, "reader", since={"epoch": new, "offset": 2})
+        assert (joined["epoch"], joined["offset"]) == (new, 5)
+        assert delivered(await read_until(again, "new 5"), 2) == [3, 4, 5]  # what it missed, once
+
+        # A position from before the flush, resumed now: a reset in the join's replay, whose
+        # offset is the top (5), the same on this store as on the memory store: live lines only.
+        late, joined = await member(a, "late", since={"epoch": old, "offset": 5})
+        assert (joined["epoch"], joined["offset"]) == (new, 5)
+        assert await late.frame() == reset(new, 5)
+        assert (await answer(writer, "new 6"))["offset"] == 6
+        await next_msg_is(late, 6, "new 6")
 
 
 async def test_redis_down_say_and_join_are_unavailable_then_back_empty_members_get_reset(
@@ -227,18 +275,18 @@ async def test_redis_down_say_and_join_are_unavailable_then_back_empty_members_g
         loop = asyncio.get_running_loop()
         restarted = loop.time()
         redis_server.start()  # empty: the tests' Redis keeps nothing on disk
-        reply = await answer(writer, "after", id="a")
+        passed: list[Frame] = []  # what the writer gets before its ack: its own line comes first
+        reply = await answer(writer, "after", id="a", into=passed)
         while reply["type"] == "error":  # members stayed connected, and retry
             assert reply["code"] == "unavailable", reply
             await wait_until(lambda: store_a.healthy)
-            reply = await answer(writer, "after", id="a")
+            reply = await answer(writer, "after", id="a", into=passed)
         assert (reply["type"], reply["offset"]) == ("ack", 1)  # offset 1 of a new epoch
         assert loop.time() - restarted < TIMEOUT
         resets: list[Frame] = []
-        for client in (writer, reader):
-            frames = await read_until(client, "after")
+        for frames in ([frame for frame in passed if frame["type"] != "presence"], await read_until(reader, "after")):
             assert [frame["type"] for frame in frames] == ["gap", "msg"], frames  # nothing of "during"
-            assert frames[0]["reason"] == "reset", frames
+            assert (frames[0]["reason"], frames[0]["offset"]) == ("reset", 0), frames
             assert frames[0]["epoch"] != old, frames
             resets.append(frames[0])
         assert resets[0] == resets[1]

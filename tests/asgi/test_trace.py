@@ -15,7 +15,7 @@ from asgi_chat import Settings, create_app
 from asgi_chat.asgi.app import ChatApp, TracedChatApp
 from asgi_chat.ops.settings import from_env
 from asgi_chat.ops.trace import Trace
-from tests.helpers import TIMEOUT, WebSocketClient, http_get, lifespan, websocket_scope
+from tests.helpers import DENIAL, TIMEOUT, WebSocketClient, http_get, lifespan, websocket_scope
 
 SECRET = "s3cret-value"
 TIME = re.compile(r" \+\d+\.\d{3}s ")
@@ -150,6 +150,19 @@ async def test_a_refusal_shows_its_close_code_and_reason(trace_lines: list[str])
         "#1 ← websocket.connect",
         "#1 → websocket.close code=1008"
         " reason='missing credentials: send a session cookie, a bearer subprotocol or a token'",
+        "#1 · end",
+    ]
+
+
+async def test_a_refusal_answered_with_an_http_response_shows_its_status_and_body(trace_lines: list[str]) -> None:
+    app = create_app(Settings(trace=True))
+    client = WebSocketClient(app, "/items/foo/ws", query_string=f"token={SECRET}&q=x".encode(), extensions=DENIAL)
+    await client.denied()
+    assert trace_lines == [
+        "#1 · websocket /items/foo/ws?token=[redacted]&q=x",
+        "#1 ← websocket.connect",
+        "#1 → websocket.http.response.start status=403",
+        r"#1 → websocket.http.response.body body=b'invalid q: expected an integer\n'",
         "#1 · end",
     ]
 

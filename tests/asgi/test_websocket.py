@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 
 from asgi_chat import ChatApp, Settings, create_app
-from tests.helpers import LifespanClient, WebSocketClient, accepted
+from asgi_chat.engine.brokers import BrokerUnavailable
+from asgi_chat.engine.brokers.memory import MemoryBroker
+from tests.helpers import DENIAL, LifespanClient, WebSocketClient, accepted
 
 SECRET = "s3cret-value"
 
@@ -197,6 +199,106 @@ async def test_no_log_line_of_the_app_contains_a_credential(caplog: pytest.LogCa
         await items(app, query=f"token={SECRET}&q=x".encode()).connect()
     assert "invalid credentials" in caplog.text  # the refusals were logged...
     assert SECRET not in caplog.text  # ...without the credential
+
+
+# --- refusals that explain themselves: the denial-response extension ---------------------------------
+
+# Each refusal before accept: path, scope, close code, HTTP status, reason.
+REFUSED = [
+    pytest.param(
+        "/items/foo/ws",
+        {},
+        1008,
+        403,
+        "missing credentials: send a session cookie, a bearer subprotocol or a token",
+        id="no-credentials",
+    ),
+    pytest.param(
+        "/items/foo/ws", {"query_string": b"token=t&q=x"}, 1008, 403, "invalid q: expected an integer", id="bad-q"
+    ),
+    pytest.param("/ws/abc", {}, 1008, 403, "invalid client_id: expected an integer", id="bad-client-id"),
+    pytest.param(
+        "/chat/ws", {}, 1008, 403, "this endpoint speaks the asgi-chat.v1 subprotocol: offer it", id="no-subprotocol"
+    ),
+    pytest.param(
+        "/ws",
+        {"headers": [(b"origin", b"https://evil.example")]},
+        1008,
+        403,
+        "origin not allowed: https://evil.example:443",
+        id="foreign-origin",
+    ),
+    pytest.param("/nope", {}, 1000, 404, "not found", id="no-route"),
+]
+
+
+@pytest.mark.parametrize(("path", "scope", "code", "status", "reason"), REFUSED)
+async def test_with_the_extension_a_refusal_is_an_http_response_naming_its_reason(
+    app: ChatApp, path: str, scope: dict[str, Any], code: int, status: int, reason: str
+) -> None:
+    answer = await WebSocketClient(app, path, extensions=DENIAL, **scope).denied()
+    seen, headers, body = answer
+    assert (seen, body) == (status, f"{reason}\n".encode())
+    assert headers[b"content-type"] == b"text/plain; charset=utf-8"
+    assert b"retry-after" not in headers  # only for 503
+    assert app.ctx.metrics.closes == {code: 1}  # counted as the refusal it was, by its close code
+    assert not app.sessions
+
+
+@pytest.mark.parametrize(("path", "scope", "code", "status", "reason"), REFUSED)
+async def test_without_the_extension_a_refusal_is_the_close_it_always_was(
+    app: ChatApp, path: str, scope: dict[str, Any], code: int, status: int, reason: str
+) -> None:
+    client = WebSocketClient(app, path, **scope)
+    assert await client.connect() == {"type": "websocket.close", "code": code, "reason": reason}
+    await client.finished()
+    assert app.ctx.metrics.closes == {code: 1}
+
+
+async def test_a_full_server_answers_503_with_retry_after() -> None:
+    app = create_app(Settings(max_connections=1))
+    first = WebSocketClient(app, "/ws")
+    await first.accept()
+    status, headers, body = await WebSocketClient(app, "/ws", extensions=DENIAL).denied()
+    assert (status, headers[b"retry-after"], body) == (503, b"5", b"server full: too many open connections\n")
+    await first.disconnect()
+    assert app.ctx.limits.total == 0  # the refused handshake held no place
+    assert app.ctx.metrics.closes[1013] == 1
+
+
+async def test_a_chat_whose_broker_is_down_answers_503() -> None:
+    class DownBroker(MemoryBroker):
+        async def open(self) -> None:
+            raise BrokerUnavailable("cannot use Redis at redis://10.9.9.9:6379/0")
+
+    app = create_app(Settings(), broker=DownBroker())  # no lifespan: the first join starts the hub
+    status, headers, body = await WebSocketClient(app, "/ws/1", extensions=DENIAL).denied()
+    assert (status, headers[b"retry-after"]) == (503, b"5")
+    assert body == b"chat unavailable: its message broker cannot be reached\n"  # not the broker's address
+
+
+async def test_the_body_says_what_the_log_says_and_never_the_credential(caplog: pytest.LogCaptureFixture) -> None:
+    app = create_app(Settings(), verify_credential=lambda value: False)
+    with caplog.at_level(logging.INFO, logger="asgi_chat"):
+        bodies = [
+            (await items(app, extensions=DENIAL, **scope).denied())[2]
+            for scope in (
+                {"query": f"token={SECRET}".encode()},
+                {"cookie": f"session={SECRET}".encode()},
+                {"subprotocols": ["bearer", SECRET]},
+            )
+        ]
+    assert bodies == [b"invalid credentials\n"] * 3
+    assert caplog.text.count("/items/foo/ws closed with 1008: invalid credentials\n") == 3
+    assert SECRET not in caplog.text
+
+
+async def test_after_accept_the_extension_changes_nothing(app: ChatApp) -> None:
+    client = items(app, query=b"token=t", extensions=DENIAL)
+    await client.accept()
+    await client.send(data=b"\x01")
+    assert await client.receive_close() == (1003, "binary messages are not supported here: send text")
+    await client.finished()
 
 
 # --- chat ---------------------------------------------------------------------------------------------

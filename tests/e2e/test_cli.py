@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 import uvicorn
+from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
 from asgi_chat.ops import cli
 from asgi_chat.ops.logs import LOG_CONFIG_PATH
-from tests.helpers import ROOT, TIMEOUT, Server, free_port, recv, recv_many, uvicorn_command
+from tests.helpers import ROOT, TIMEOUT, Server, closed, free_port, recv, recv_many, uvicorn_command
 
 SECRET = "s3cret-value"
 
@@ -80,7 +83,7 @@ def test_options_reach_uvicorn_and_the_app_environment(monkeypatch: pytest.Monke
         "log_level": "info",
         "log_config": str(LOG_CONFIG_PATH),
         "forwarded_allow_ips": "10.0.0.1,10.0.0.2",  # uvicorn's own setting, passed as it is
-        "ws_max_size": 65536,  # the app's own message limit, enforced by the server as well
+        "ws_max_size": 65536 + 65536,  # above the app's own message limit: the app answers
     }
 
 
@@ -88,7 +91,7 @@ def test_the_servers_message_limit_follows_the_apps(monkeypatch: pytest.MonkeyPa
     ran: dict[str, Any] = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: ran.update(options))
     cli.main([], {"ASGI_CHAT_MAX_MESSAGE_BYTES": "1000"})
-    assert ran["ws_max_size"] == 1000
+    assert ran["ws_max_size"] == 1000 + 64 * 1024
     cli.main([], {"ASGI_CHAT_MAX_MESSAGE_BYTES": "0"})  # the app's limit is off: uvicorn keeps its own
     assert ran["ws_max_size"] == 16 * 1024 * 1024
 
@@ -204,6 +207,36 @@ async def test_a_traced_start_serves_logs_redacted_and_stops_cleanly(tmp_path: P
     assert "websocket.send text='Session cookie or query token value is: [redacted]'" in log
     assert 'WebSocket /items/foo/ws?token=[redacted]" [accepted]' in log
     assert SECRET not in log
+
+
+async def test_a_message_over_the_apps_limit_meets_the_apps_1009_and_is_counted(tmp_path: Path) -> None:
+    """What ``make run`` serves: the app's limit and reason, counted in /metrics; only a message
+    beyond the server's cap (the limit plus SERVER_HEADROOM) is closed by uvicorn itself."""
+    port = free_port()
+    cap = 65536 + cli.SERVER_HEADROOM
+    with Server(module_command(port), port, tmp_path / "server.log") as server:
+        async with connect(f"{server.url}/ws", open_timeout=TIMEOUT, max_size=None) as ws:
+            await ws.send("x" * 70_000)
+            assert await closed(ws) == (1009, "message too big: the limit is 65536 bytes")
+        async with connect(f"{server.url}/ws", open_timeout=TIMEOUT, max_size=None) as ws:
+            await ws.send("x" * (cap + 1))
+            code, reason = await closed(ws)
+            assert code == 1009
+            assert str(cap) in str(reason), reason  # uvicorn's own reason, which names its cap
+        scraped = await asyncio.to_thread(http_text, f"{server.http_url}/metrics")
+    closes = {
+        sample.labels["code"]: sample.value
+        for family in text_string_to_metric_families(scraped)
+        if family.name == "asgi_chat_closes"
+        for sample in family.samples
+        if sample.name == "asgi_chat_closes_total"
+    }
+    assert closes["1009"] == 1  # the app's close; uvicorn's is not the app's and is not counted
+
+
+def http_text(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
+        return str(response.read().decode())
 
 
 async def test_a_start_honours_forwarded_allow_ips_and_warns_a_misspelt_setting_once(tmp_path: Path) -> None:

@@ -382,9 +382,14 @@ async def test_each_user_counts_as_their_own_address(trusted: Site) -> None:
     async with clients(trusted, [CROWDED] * PER_ADDRESS) as (accepted, refused):
         assert (len(accepted), len(refused)) == (PER_ADDRESS, 0)
         async with clients(trusted, [CROWDED]) as (more, refused_more):
-            assert (more, [error.response.status_code for error in refused_more]) == ([], [403])
-    # A refusal before accept is an HTTP 403 on the wire; the app's log has its close code.
-    assert f"{CROWDED}:0 /ws closed with 1013: too many open connections from your address" in trusted.app.output()
+            assert more == []
+            (response,) = (error.response for error in refused_more)
+    # A refusal before accept is an HTTP response, through nginx as it left the app (uvicorn
+    # offers the denial-response extension): 503, when to try again, and the reason the app logs.
+    reason = "too many open connections from your address"
+    assert (response.status_code, response.headers.get("Retry-After")) == (503, "5")
+    assert bytes(response.body or b"") == f"{reason}\n".encode()
+    assert f"{CROWDED}:0 /ws closed with 1013: {reason}" in trusted.app.output()
 
 
 async def test_without_forwarded_allow_ips_the_app_says_what_to_set(tmp_path: Path, tls: Tls) -> None:

@@ -44,7 +44,10 @@ async def test_a_handshake_without_the_subprotocol_is_refused(server: Server) ->
     with pytest.raises(InvalidStatus) as refused:
         async with connect(f"{server.url}/chat/ws", open_timeout=TIMEOUT):
             pass
-    assert refused.value.response.status_code == 403  # a close before accept is a 403 (ASGI)
+    # uvicorn offers the denial-response extension: the refusal is a 403 that says what to do.
+    response = refused.value.response
+    assert response.status_code == 403
+    assert response.body == b"this endpoint speaks the asgi-chat.v1 subprotocol: offer it\n"
 
 
 async def test_the_subprotocol_is_accepted_and_a_binary_frame_closes_1003(server: Server) -> None:

@@ -33,7 +33,8 @@ from playwright.sync_api import (
     WebSocket,
     expect,
 )
-from websockets.sync.client import connect
+from redis import Redis
+from websockets.sync.client import ClientConnection, connect
 
 from tests.e2e.browser_support import (
     TIMEOUT_MS,
@@ -42,6 +43,7 @@ from tests.e2e.browser_support import (
     chromium,
 )
 from tests.helpers import TIMEOUT, Server, free_port, uvicorn_command
+from tests.redis_support import running_redis
 
 pytestmark = pytest.mark.browser
 
@@ -257,6 +259,19 @@ def seed(server: Server, room: str, count: int) -> None:
             pass  # up to the last line's ack
 
 
+def say_acked(ws: ClientConnection, room: str, *texts: str) -> list[int]:
+    """Say ``texts`` in ``room`` over a plain WebSocket client already joined there; their offsets,
+    from their acks (each say's id is its text)."""
+    for text in texts:
+        ws.send(json.dumps({"type": "say", "room": room, "text": text, "id": text}))
+    acks: dict[str, int] = {}
+    while len(acks) < len(texts):
+        frame = json.loads(ws.recv(TIMEOUT))
+        if frame["type"] == "ack":
+            acks[frame["id"]] = frame["offset"]
+    return [acks[text] for text in texts]
+
+
 # --- the tests -------------------------------------------------------------------------------------
 
 
@@ -368,8 +383,10 @@ def test_a_lost_connection_gets_the_missed_lines_once(
         say(bob, text)
     expect(lines(bob)).to_have_count(4)
 
+    expect(ada.locator("#message-text")).to_have_attribute("placeholder", "Offline: lines are sent when you are back")
     reconnect(ada, cable)
     expect(lines(ada)).to_have_text(["before", "missed 1", "missed 2", "missed 3"])
+    expect(ada.locator("#message-text")).to_have_attribute("placeholder", f"Message #{room}")  # back, not offline
     expect(members(bob)).to_have_text(["ada", "bob"])
     expect(members(ada)).to_have_text(["ada", "bob"])
     say(bob, "after")
@@ -424,6 +441,7 @@ def test_a_server_restart_shows_that_history_was_reset(new_context: ContextFacto
         restarted.start()
         expect(carol.locator("#status")).to_have_text("Connected as carol", timeout=RECONNECT_MS)
         expect(carol.locator(".timeline .note")).to_have_text([re.compile("^History was reset")])
+        expect(carol.locator("#message-text")).to_have_attribute("placeholder", f"Message #{room}")
         say(carol, "said after the restart")
         expect(carol.locator(".timeline .msg.mine")).to_have_attribute("data-state", "sent")
 
@@ -468,3 +486,62 @@ def test_errors_from_the_server_are_shown_next_to_the_input(
     page.locator("#name-input").fill("ada lovelace")
     page.locator("#name-input").press("Enter")
     expect(page.locator("#status")).to_have_text("Connected as ada lovelace")
+
+
+def test_the_message_box_is_ready_after_a_first_join_and_after_a_reload(
+    new_context: ContextFactory, server: Server, room: str
+) -> None:
+    # It once said "Offline: lines are sent when you are back" while connected, until you switched
+    # rooms or sent a line: the joined frame did not redraw it.
+    ready = f"Message #{room}"
+    context = new_context()
+    page = open_rooms(context, server.http_url, "ada", room=room)  # a new visitor: the name, the first join
+    expect(page.locator("#message-text")).to_have_attribute("placeholder", ready)
+    page.reload()
+    expect(page.locator("#status")).to_have_text("Connected as ada")
+    expect(page.locator('#room-list [data-joined="true"]')).to_have_count(1)
+    expect(page.locator("#message-text")).to_have_attribute("placeholder", ready)
+    second = open_rooms(context, server.http_url, room=room)  # a second tab: the name remembered, not asked
+    expect(second.locator("#message-text")).to_have_attribute("placeholder", ready)
+
+
+@pytest.mark.redis
+def test_a_live_reset_on_redis_then_a_lost_connection_shows_every_new_line_once(
+    new_context: ContextFactory, tmp_path: Path, room: str
+) -> None:
+    """Redis flushed while the page is in a room: the room's history starts again at 1 while the
+    page's last position there (its joined frame's top) is 5. The page must take its position
+    from the reset itself, or its resume after a lost connection skips lines 3 to 5 silently."""
+    with running_redis(tmp_path) as redis_server:
+        port = free_port()
+        env = {"ASGI_CHAT_BROKER_URL": redis_server.url, "ASGI_CHAT_RATE_PER_SECOND": "0"}
+        with Server(uvicorn_command(port), port, tmp_path / "server.log", env) as server:
+            cable = Cable(server.port)
+            try:
+                seed(server, room, 5)  # the room's top is 5 when ada joins
+                ada = open_rooms(new_context(), cable.http_url, "ada", room=room, paused=True)
+                old = [f"old line {n}" for n in range(1, 6)]
+                expect(lines(ada)).to_have_text(old)
+                with connect(f"{server.url}/chat/ws", subprotocols=["asgi-chat.v1"], open_timeout=TIMEOUT) as bob:  # type: ignore[list-item]
+                    bob.send(json.dumps({"type": "hello", "user": "bob"}))
+                    bob.send(json.dumps({"type": "join", "room": room}))
+                    expect(members(ada)).to_have_text(["ada", "bob"])  # bob is in: his lines reach ada live
+
+                    with Redis.from_url(redis_server.url) as admin:
+                        admin.flushall()
+                    assert say_acked(bob, room, "new 1", "new 2") == [1, 2]  # a new epoch, from 1
+                    new = [f"new {n}" for n in range(1, 6)]
+                    expect(lines(ada)).to_have_text(old + new[:2])  # after the live reset
+                    expect(ada.locator(".timeline .note")).to_have_text([re.compile("^History was reset")])
+
+                    cut_off(ada, cable)
+                    assert say_acked(bob, room, "new 3", "new 4", "new 5") == [3, 4, 5]
+                    reconnect(ada, cable)
+                    # Every line of the new epoch, once each, and no other note: nothing was lost.
+                    expect(lines(ada)).to_have_text(old + new)
+                    expect(ada.locator(".timeline .note")).to_have_count(1)
+                    assert say_acked(bob, room, "new 6") == [6]
+                    expect(lines(ada)).to_have_text([*old, *new, "new 6"])
+            finally:
+                cable.close()
+        assert "Traceback" not in server.output()

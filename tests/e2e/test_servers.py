@@ -2,7 +2,7 @@
 
 ASGI is one contract between one app and many servers, and they differ in the corners. Each test
 here asserts what a client actually sees on each server, with the differences written down in
-``BEHAVIOUR`` (and in README's "Servers" table), so a change in any server shows up as a failure.
+``BEHAVIOUR`` (and in docs/servers.md's table), so a change in any server shows up as a failure.
 
 The servers run with ``ASGI_CHAT_TRACE=1``: the trace is how a test sees what each server handed
 the app, and it says at once when the app raised (``the app raised ...``), where some servers log
@@ -46,6 +46,10 @@ class Behaviour:
     keeps_close_codes: bool = True
     # An empty message the app sends (b"" or "") reaches the client as an empty frame.
     sends_empty_messages: bool = True
+    # The server offers ASGI's "WebSocket Denial Response" extension, so a handshake refused
+    # before accept gets the app's HTTP response: its status, and its reason as the body.
+    # Without it, every such refusal is a bare 403.
+    denial_responses: bool = True
     # On SIGTERM, with a chat client connected: the close code the client gets (None: the TCP
     # connection ends without a close frame, which clients report as 1006) and within how long.
     shutdown_close: int | None = 1012
@@ -77,11 +81,20 @@ BEHAVIOUR: dict[str, Behaviour] = {
     # daphne (autobahn) takes only 1000 or 3000-4999 from an app and drops the reason: the app
     # falls back to 1000 (Session._close_normally). It has no lifespan, and on SIGTERM it drops
     # every connection without a close frame and without telling the app.
-    # It also sends nothing for an empty message: it tests `if message.get("bytes")`.
-    "daphne": Behaviour(keeps_close_codes=False, sends_empty_messages=False, shutdown_close=None, shutdown_trace=None),
+    # It also sends nothing for an empty message: it tests `if message.get("bytes")`, and it
+    # does not offer the denial-response extension.
+    "daphne": Behaviour(
+        keeps_close_codes=False,
+        sends_empty_messages=False,
+        denial_responses=False,
+        shutdown_close=None,
+        shutdown_trace=None,
+    ),
     # granian drops every WebSocket without a close frame and sends lifespan.shutdown; the app
     # receives websocket.disconnect 1005 before or after it. If after, the app's 1001 goes
     # nowhere and waits CLOSE_TIMEOUT (1 s) for a send that does not return.
+    # Its denial responses also carry the 101's Connection: upgrade, Upgrade and
+    # Sec-WebSocket-Accept headers (clients go by the status and ignore them).
     "granian": Behaviour(
         shutdown_close=None, shutdown_trace=("← lifespan.shutdown", "← websocket.disconnect code=1005")
     ),
@@ -163,21 +176,28 @@ class TestBehaviours:
             assert await recv_many(ws, len(echoes)) == echoes
 
     @pytest.mark.parametrize(
-        "path",
+        ("path", "status", "reason"),
         [
-            "/items/foo/ws",  # no credentials (1008 before accept)
-            "/items/foo/ws?token=t&q=x",  # bad q (1008 before accept)
-            "/ws/abc",  # a client id that is not an integer (1008 before accept)
-            "/nope",  # unknown path (1000 "not found" before accept)
+            ("/items/foo/ws", 403, "missing credentials: send a session cookie, a bearer subprotocol or a token"),
+            ("/items/foo/ws?token=t&q=x", 403, "invalid q: expected an integer"),
+            ("/ws/abc", 403, "invalid client_id: expected an integer"),  # 1008 before accept
+            ("/nope", 404, "not found"),  # 1000 "not found" before accept
         ],
     )
-    async def test_a_refusal_before_accept_is_http_403(self, server: Server, path: str) -> None:
-        # ASGI: a websocket.close before accept means the server "must close the connection with a
-        # HTTP 403 error code". Whatever the close code, the client sees 403 and no close frame.
+    async def test_a_refusal_before_accept_names_its_reason_where_the_server_lets_it(
+        self, name: str, server: Server, path: str, status: int, reason: str
+    ) -> None:
         with pytest.raises(InvalidStatus) as refused:
             async with connect(f"{server.url}{path}", open_timeout=TIMEOUT):
                 pass
-        assert refused.value.response.status_code == 403
+        response = refused.value.response
+        seen = (response.status_code, bytes(response.body or b""))
+        if BEHAVIOUR[name].denial_responses:
+            assert seen == (status, f"{reason}\n".encode())
+        else:
+            # ASGI: a websocket.close before accept means the server "must close the connection
+            # with a HTTP 403 error code". Whatever the close code, the client sees 403 and no reason.
+            assert seen == (403, b"")
 
     async def test_the_bearer_subprotocol_is_accepted(self, server: Server) -> None:
         async with connect(
@@ -247,5 +267,5 @@ async def test_shutdown_with_a_client_connected(name: str, server: Server) -> No
     if expected.shutdown_traceback is None:
         assert not tracebacks, after
     else:
-        assert tracebacks, "the server no longer logs its shutdown traceback: update BEHAVIOUR and README"
+        assert tracebacks, "the server no longer logs its shutdown traceback: update BEHAVIOUR and docs/servers.md"
         assert all(expected.shutdown_traceback in text and "asgi_chat" not in text for text in tracebacks), after

@@ -28,11 +28,12 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     assert "Exception in ASGI application" not in output, output
 
 
-async def refused_status(url: str, **kwargs: object) -> int:
+async def refused(url: str, **kwargs: object) -> tuple[int, bytes]:
+    """The HTTP status and body a refused handshake got."""
     with pytest.raises(InvalidStatus) as caught:
         async with connect(url, open_timeout=TIMEOUT, **kwargs):  # type: ignore[arg-type]
             pass
-    return caught.value.response.status_code
+    return caught.value.response.status_code, bytes(caught.value.response.body or b"")
 
 
 async def test_echo(server: Server) -> None:
@@ -64,18 +65,23 @@ async def test_items_with_the_bearer_subprotocol(server: Server) -> None:
 
 
 @pytest.mark.parametrize(
-    "path",
+    ("path", "options", "status", "reason"),
     [
-        "/items/foo/ws",  # no credentials
-        "/items/foo/ws?token=t&q=bar",  # a bad q
-        "/ws/abc",  # a bad client_id
-        "/ws/",  # unknown paths
-        "/",
-        "/items/a%2Fb/ws",  # the ASGI path is decoded: /items/a/b/ws, no route
+        ("/items/foo/ws", {}, 403, "missing credentials: send a session cookie, a bearer subprotocol or a token"),
+        ("/items/foo/ws?token=t&q=bar", {}, 403, "invalid q: expected an integer"),
+        ("/ws/abc", {}, 403, "invalid client_id: expected an integer"),
+        ("/chat/ws", {}, 403, "this endpoint speaks the asgi-chat.v1 subprotocol: offer it"),
+        ("/ws", {"origin": "https://evil.example"}, 403, "origin not allowed: https://evil.example:443"),
+        ("/ws/", {}, 404, "not found"),  # unknown paths
+        ("/", {}, 404, "not found"),
+        ("/items/a%2Fb/ws", {}, 404, "not found"),  # the ASGI path is decoded: /items/a/b/ws, no route
     ],
 )
-async def test_refusals_are_http_403(server: Server, path: str) -> None:
-    assert await refused_status(f"{server.url}{path}") == 403
+async def test_a_refusal_is_an_http_response_naming_its_reason(
+    server: Server, path: str, options: dict[str, object], status: int, reason: str
+) -> None:
+    # All three implementations offer ASGI's "WebSocket Denial Response" extension (uvicorn >= 0.30).
+    assert await refused(f"{server.url}{path}", **options) == (status, f"{reason}\n".encode())
 
 
 async def test_a_binary_frame_in_the_chat_closes_1003(server: Server) -> None:

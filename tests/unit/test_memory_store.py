@@ -47,8 +47,8 @@ class Listener:
     def gap(self, room: str, first: int, last: int, reason: str) -> None:
         self.others.append(("gap", room, first, last, reason))
 
-    def reset(self, room: str, epoch: str) -> None:
-        self.others.append(("reset", room, epoch))
+    def reset(self, room: str, epoch: str, offset: int) -> None:
+        self.others.append(("reset", room, epoch, offset))
 
 
 async def open_store(clock: Clock | None = None, **settings: Any) -> tuple[MemoryStore, Listener]:

@@ -19,8 +19,15 @@ def test_one_line_in_sixteen_gets_a_clock() -> None:
     assert timed == [LINE_SAMPLE - 1, 2 * LINE_SAMPLE - 1, 3 * LINE_SAMPLE - 1]
 
 
-def test_observing_a_line_without_an_exposition_is_harmless() -> None:
-    Metrics().observe_line(0.001)  # a Session or Fanout built alone, as unit tests do
+def test_a_line_observed_goes_to_the_exposition_and_without_one_changes_nothing() -> None:
+    alone = Metrics()  # a Session or Fanout built alone, as unit tests do
+    alone.observe_line(0.001)
+    assert alone == Metrics()
+    seen: list[float] = []
+    attached = Metrics(line_observer=seen.append)  # what an Exposition attaches: its histogram's observe
+    attached.observe_line(0.002)
+    attached.observe_line(0.003)
+    assert seen == [0.002, 0.003]
 
 
 def test_one_worker_needs_no_directory() -> None:

@@ -451,7 +451,8 @@ def test_a_bad_history_is_a_bad_request(fields: dict[str, Any]) -> None:
         ),
         (protocol.gap("a", 2, 9, "trimmed"), '{"type":"gap","room":"a","from":2,"to":9,"reason":"trimmed"}'),
         (protocol.gap("a", 10, 10, "limit"), '{"type":"gap","room":"a","from":10,"to":10,"reason":"limit"}'),
-        (protocol.reset("a", "e2"), '{"type":"gap","room":"a","reason":"reset","epoch":"e2"}'),
+        (protocol.reset("a", "e2", 0), '{"type":"gap","room":"a","reason":"reset","epoch":"e2","offset":0}'),
+        (protocol.reset("a", "e2", 7), '{"type":"gap","room":"a","reason":"reset","epoch":"e2","offset":7}'),
         (
             protocol.presence("a", "bob", "join"),
             '{"type":"presence","room":"a","user":"bob","event":"join"}',

@@ -402,7 +402,8 @@ def follow(world: World, conn: Connection, segment: Segment, frames: list[Frame]
             assert frame == world.published[(room, window.epoch, frame["offset"])]
             items.append(("msg", frame["offset"]))
         elif frame["type"] == "gap" and frame["reason"] == "reset":
-            assert frame == {"type": "gap", "room": room, "reason": "reset", "epoch": window.epoch}
+            reset = {"type": "gap", "room": room, "reason": "reset", "epoch": window.epoch, "offset": window.top}
+            assert frame == reset
             items.append(("reset", frame["epoch"]))
         else:
             assert frame["type"] == "gap", frame

@@ -4,18 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from http import HTTPStatus
 from typing import Any
 
 import pytest
 from asgiref.typing import ASGISendEvent
 
-from asgi_chat.asgi.errors import CloseCode, Disconnected, ProtocolError
-from asgi_chat.asgi.session import TRANSITIONS, Session, State
+from asgi_chat.asgi.errors import (
+    CloseCode,
+    Disconnected,
+    NotFound,
+    PolicyViolation,
+    ProtocolError,
+    Refusal,
+    TryAgainLater,
+)
+from asgi_chat.asgi.responses import text
+from asgi_chat.asgi.session import MORE_BODY, TRANSITIONS, Session, State
 from asgi_chat.ops.metrics import Metrics
-from tests.helpers import WebSocketClient
+from tests.helpers import DENIAL, WebSocketClient
 
 RECEIVED = ("websocket.connect", "websocket.receive", "websocket.disconnect")
-SENT = ("websocket.accept", "websocket.send", "websocket.close")
+RESPONSE = ("websocket.http.response.start", "websocket.http.response.body", MORE_BODY)
+SENT = ("websocket.accept", "websocket.send", "websocket.close", *RESPONSE)
 
 EVENTS: dict[str, Any] = {
     "websocket.connect": {"type": "websocket.connect"},
@@ -45,6 +56,10 @@ async def act(session: Session, direction: str, message_type: str, wire: WebSock
         await session.accept()
     elif message_type == "websocket.send":
         await session.send_text("hi")
+    elif message_type == "websocket.http.response.start":
+        await session.start_response(403, [])
+    elif message_type in ("websocket.http.response.body", MORE_BODY):
+        await session.send_body(b"no", more_body=message_type == MORE_BODY)
     else:
         await session.close(1000)
 
@@ -52,7 +67,7 @@ async def act(session: Session, direction: str, message_type: str, wire: WebSock
 ILLEGAL = [
     (state, direction, kind)
     for state, (direction, kind) in itertools.product(
-        [State.CONNECTING, State.HANDSHAKE, State.OPEN],
+        [State.CONNECTING, State.HANDSHAKE, State.OPEN, State.RESPONDING],
         [*(("received", k) for k in RECEIVED), *(("sent", k) for k in SENT)],
     )
     if (state, direction, kind) not in TRANSITIONS
@@ -73,6 +88,11 @@ async def test_illegal_pairs_raise_a_protocol_error_naming_both(state: State, di
 
 def test_the_illegal_table_is_not_empty() -> None:
     assert len(ILLEGAL) >= 8
+    # A response once started admits only its body: nothing of the WebSocket, not a second start.
+    assert (State.RESPONDING, "sent", "websocket.close") in ILLEGAL
+    assert (State.RESPONDING, "sent", "websocket.http.response.start") in ILLEGAL
+    assert (State.OPEN, "sent", "websocket.http.response.start") in ILLEGAL  # too late once accepted
+    assert (State.HANDSHAKE, "sent", "websocket.http.response.body") in ILLEGAL  # a body needs its start
 
 
 async def test_the_happy_path_counts_the_open_connection() -> None:
@@ -101,6 +121,85 @@ async def test_closing_before_accept_is_a_refusal() -> None:
     await session.close(1008, "no")
     assert wire.sent == [{"type": "websocket.close", "code": 1008, "reason": "no"}]
     assert (session.state, session.close_code) == (State.CLOSED, 1008)
+
+
+# --- the denial response: an HTTP answer in place of accept ----------------------------------------
+
+
+async def test_a_denial_response_is_a_start_then_one_body_and_ends_the_session() -> None:
+    metrics = Metrics()
+    wire = WebSocketClient(extensions=DENIAL)
+    session = session_in(State.HANDSHAKE, wire, metrics)
+    await session.deny(text(403, "no\n"), 1008, "no")
+    assert [message["type"] for message in wire.sent] == [
+        "websocket.http.response.start",
+        "websocket.http.response.body",
+    ]
+    start, body = wire.sent
+    assert start["status"] == 403  # type: ignore[typeddict-item]
+    assert (b"content-type", b"text/plain; charset=utf-8") in start["headers"]  # type: ignore[typeddict-item]
+    assert body == {"type": "websocket.http.response.body", "body": b"no\n", "more_body": False}
+    assert (session.state, session.close_code, session.close_reason) == (State.CLOSED, 1008, "no")
+    assert metrics.connections == 0  # never open
+
+
+async def test_a_body_with_more_to_follow_keeps_the_response_open() -> None:
+    session = session_in(State.HANDSHAKE, WebSocketClient())
+    await session.start_response(403, [])
+    await session.send_body(b"part ", more_body=True)
+    assert state_of(session) is State.RESPONDING
+    await session.send_body(b"two")
+    assert state_of(session) is State.CLOSED
+
+
+async def test_the_status_is_sent_as_a_plain_int() -> None:
+    wire = WebSocketClient()
+    await session_in(State.HANDSHAKE, wire).deny(text(HTTPStatus.NOT_FOUND, "x"), 1000, "x")
+    assert type(wire.sent[0].get("status")) is int  # like close codes: servers may check the type
+
+
+@pytest.mark.parametrize(
+    ("extensions", "state", "expected"),
+    [
+        (DENIAL, State.HANDSHAKE, "websocket.http.response.start"),
+        ({}, State.HANDSHAKE, "websocket.close"),  # a server without the extension: its bare 403
+        (None, State.HANDSHAKE, "websocket.close"),  # ASGI: extensions is optional
+        (DENIAL, State.OPEN, "websocket.close"),  # after accept, a close frame is the only answer
+    ],
+)
+async def test_refuse_answers_with_a_response_only_before_accept_on_a_server_that_takes_one(
+    extensions: dict[str, dict[object, object]] | None, state: State, expected: str
+) -> None:
+    wire = WebSocketClient(extensions=extensions)
+    session = session_in(state, wire)
+    await session.refuse(PolicyViolation("no"))
+    assert [message["type"] for message in wire.sent][:1] == [expected]
+    assert (session.state, session.close_code) == (State.CLOSED, 1008)
+
+
+@pytest.mark.parametrize(
+    ("refusal", "status"),
+    [(PolicyViolation("no"), 403), (NotFound("not found"), 404), (TryAgainLater("full"), 503)],
+)
+async def test_refuse_sends_the_refusals_own_status(refusal: Refusal, status: int) -> None:
+    wire = WebSocketClient(extensions=DENIAL)
+    await session_in(State.HANDSHAKE, wire).refuse(refusal)
+    assert wire.sent[0].get("status") == status
+
+
+async def test_a_denial_the_server_never_takes_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("asgi_chat.asgi.session.CLOSE_TIMEOUT", 0.05)
+    wire = WebSocketClient(mode="block", affects={"websocket.http.response.start"})
+    session = session_in(State.HANDSHAKE, wire)
+    await asyncio.wait_for(session.deny(text(403, "no"), 1008, "no"), 1)
+    assert session.state is State.CLOSED
+
+
+async def test_a_denial_to_a_peer_already_gone_ends_quietly() -> None:
+    wire = WebSocketClient(mode="raise", affects={"websocket.http.response.body"})
+    session = session_in(State.HANDSHAKE, wire)
+    await session.deny(text(403, "no"), 1008, "no")
+    assert session.state is State.CLOSED
 
 
 async def test_close_is_idempotent() -> None:

@@ -39,6 +39,19 @@ def plain(limit: int = 20) -> Describer:
             "http.response.start status=404",
         ),
         ({"type": "http.response.body", "body": b"ok", "more_body": False}, "http.response.body body=b'ok'"),
+        # The denial-response extension: an HTTP answer in place of websocket.accept.
+        (
+            {"type": "websocket.http.response.start", "status": 403, "headers": [(b"a", b"b")]},
+            "websocket.http.response.start status=403",
+        ),
+        (
+            {"type": "websocket.http.response.body", "body": b"no\n", "more_body": False},
+            r"websocket.http.response.body body=b'no\n'",
+        ),
+        (
+            {"type": "websocket.http.response.body", "body": b"", "more_body": True},
+            "websocket.http.response.body body=b'' more_body=True",
+        ),
         (
             {"type": "lifespan.startup.failed", "message": "no redis"},
             "lifespan.startup.failed message='no redis'",

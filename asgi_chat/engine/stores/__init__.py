@@ -12,6 +12,10 @@ The rules every store keeps:
 - ``append`` assigns the offset, appends to history and publishes in one atomic step, so a
   room's offsets are one sequence, and a say ``id`` already used by that user in that room
   within the dedup window is not published again (its first offset is returned).
+- ``append`` returns once this process's listener has heard the message (the memory store: within
+  ``append`` itself; Redis: once its copy has come back through the room's feed). The ``ack`` is
+  sent after ``append`` returns, through the same outbox as the ``msg``, so on either store the
+  sender gets its own ``msg`` first, then the ``ack``.
 - ``enter`` comes before ``window``: a process sees every message published after it entered,
   so a join that reads the window after entering misses nothing in between.
 - A room's epoch changes only when its history is gone (memory: the room was forgotten).
@@ -47,8 +51,9 @@ class StoreListener(Protocol):
     def gap(self, room: str, first: int, last: int, reason: str) -> None:
         """Offsets ``first`` to ``last`` of ``room`` will not be delivered here (``lost``)."""
 
-    def reset(self, room: str, epoch: str) -> None:
-        """``room``'s history is gone and a new epoch began: positions of the old one mean nothing."""
+    def reset(self, room: str, epoch: str, offset: int) -> None:
+        """``room``'s history is gone and a new epoch began: positions of the old one mean nothing.
+        What the listener hears of the room next is ``epoch``'s offset ``offset + 1`` on."""
 
 
 class RoomStore(Protocol):
@@ -76,7 +81,8 @@ class RoomStore(Protocol):
         """The newest ``limit`` retained messages with offset < ``before``, ascending."""
 
     async def append(self, room: str, user: str, text: str, say_id: str | None) -> tuple[int, bool]:
-        """Publish a message: (its offset, True), or for a duplicate say id (the first offset, False)."""
+        """Publish a message: (its offset, True), or for a duplicate say id (the first offset, False).
+        Returns once the listener here has heard the message (the rules above)."""
 
 
 def store_from_url(url: str, settings: Settings, encode: Encoder) -> RoomStore:

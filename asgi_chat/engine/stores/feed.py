@@ -12,6 +12,9 @@ to, and makes the stream of messages the rooms engine hears gap-free or honest:
 
 Before the first join here has read the room's window, there is no position yet: what arrives is
 kept (:attr:`Feed.early`) and delivered once the window sets the position.
+
+A say from a member here waits (:meth:`Feed.reached`) until its own message has come back through
+the feed: so its ``ack`` follows its ``msg``, as on the memory store (stores/__init__.py).
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ class Feed:
     last: int | None = None  # the last offset delivered here; None until the first window
     confirmed: asyncio.Event = field(default_factory=asyncio.Event)  # our subscription is live
     early: list[tuple[str, int, str]] = field(default_factory=list)  # heard before the first window
+    # Says from here awaiting their own message: (epoch, offset, woken when it has been handed over).
+    waiting: list[tuple[str, int, asyncio.Future[None]]] = field(default_factory=list)
 
     def start(self, epoch: str, top: int) -> None:
         """The first join's window: live from ``top``, with what was heard early that follows it."""
@@ -62,11 +67,36 @@ class Feed:
             await self.fill(offset - 1)
         self._hand_over(Stored(offset, frame, len(frame)))
 
+    async def reached(self, epoch: str, offset: int) -> None:
+        """Return once ``offset`` of ``epoch`` has been handed to the listener (or told as lost), or
+        the room has left that epoch, so that nothing of it comes any more."""
+        if self.last is not None and self.epoch == epoch and offset <= self.last:
+            return
+        entry = (epoch, offset, asyncio.get_running_loop().create_future())
+        self.waiting.append(entry)
+        try:
+            await entry[2]
+        finally:
+            if entry in self.waiting:  # cancelled, or timed out
+                self.waiting.remove(entry)
+
+    def _release(self, left: str | None = None) -> None:
+        """Wake the says whose message has been handed over, or whose epoch (``left``) is gone."""
+        waiting, self.waiting = self.waiting, []
+        for entry in waiting:
+            epoch, offset, woken = entry
+            if epoch == left or (epoch == self.epoch and self.last is not None and offset <= self.last):
+                if not woken.done():
+                    woken.set_result(None)
+            else:
+                self.waiting.append(entry)
+
     async def reset(self, epoch: str, top: int) -> None:
         """A new epoch: the members here are told, then get its messages from 1 to ``top``."""
+        self._release(left=self.epoch)  # a say of the old epoch: its message will not come here now
         self.epoch, self.last = epoch, 0
         if self.listener is not None:
-            self.listener.reset(self.room, epoch)
+            self.listener.reset(self.room, epoch, self.last)  # what follows: the new epoch from 1
         if top:
             await self.fill(top)
 
@@ -87,8 +117,12 @@ class Feed:
         if upto > self.last and self.listener is not None:
             self.listener.gap(self.room, self.last + 1, upto, LOST)
             self.last = upto
+            if self.waiting:
+                self._release()
 
     def _hand_over(self, stored: Stored) -> None:
         self.last = stored.offset
         if self.listener is not None:
             self.listener.message(self.room, stored)
+        if self.waiting:
+            self._release()

@@ -6,7 +6,7 @@ sequence for every process: the offset is assigned, the message appended to the 
 and published, all in :data:`APPEND` (Centrifugo's ``broker_history_add_stream.lua`` does the
 same). Every key a script touches is passed in KEYS, as the documentation asks.
 
-The keys of one room R in database N (README lists them)::
+The keys of one room R in database N (docs/deployment.md lists them)::
 
     asgi_chat:dbN:room:R:meta       hash: epoch, top (the latest offset)
     asgi_chat:dbN:room:R:stream     stream: one entry per message, id "<offset>-0", field f = the msg frame

@@ -17,7 +17,8 @@ subscribes to a room's channel while it has members in it, and a join waits for 
 subscription to be confirmed before it reads the room's window (the rooms engine buffers what
 arrives meanwhile and merges by offset). A message whose offset is not the last plus one, or a
 pub/sub connection that comes back, is caught up from the stream; an epoch that changed (the
-room's meta gone: Redis flushed or restarted empty) is a ``reset`` for the members here.
+room's meta gone: Redis flushed or restarted empty) is a ``reset`` for the members here. A say
+returns once its own message has come back here that way, so that its ``ack`` follows its ``msg``.
 
 Presence across processes: each process keeps one entry per (room, user) it serves, refreshed
 every third of ``presence_timeout``; a user's join and leave are announced by the Lua script
@@ -218,8 +219,25 @@ class RedisStore:
         dedup_ms = int(self.settings.dedup_seconds * 1000)
         args: list[object] = [secrets.token_hex(8), self._idle_ms(), head + '"offset":', tail]
         args += [self.settings.history_messages or 1 << 40, dedup_ms or 1, self._channel(room)]
-        _, offset, published = await self._run("APPEND", keys, args)
+        epoch, offset, published = await self._run("APPEND", keys, args)
+        await self._heard_here(room, epoch.decode(), int(offset))
         return int(offset), bool(published)
+
+    async def _heard_here(self, room: str, epoch: str, offset: int) -> None:
+        """Wait until the members here have been handed ``offset`` (its pub/sub copy, or the
+        stream's), as the memory store's append has: the sender's ``msg`` comes before its ``ack``.
+
+        A moment at most: the script that replies has published already, and the copy comes on
+        the subscription's own connection. Bounded all the same: with that connection down, the
+        feed catches up only once it is back, and an ack that waited ``open_timeout`` for that
+        goes out without its msg having come first.
+        """
+        feed = self._served.get(room)
+        if feed is None:  # no member here: nobody for the order to matter to
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.timing.open_timeout):
+                await feed.reached(epoch, offset)
 
     def _say_key(self, room: str, user: str, say_id: str | None) -> str:
         if say_id is None or not self.settings.dedup_seconds:

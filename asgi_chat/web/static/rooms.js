@@ -80,7 +80,6 @@ class Room {
     this.name = name;
     this.epoch = null; // null until the first joined: then join with history, later with since
     this.last = 0; // the highest offset seen (or reported lost) in this epoch
-    this.top = 0; // the room's latest offset when the page last joined
     this.joining = false; // a join sent on the current connection, not answered yet
     this.joined = false; // joined on the current connection
     this.quietUntil = 0; // offsets up to this one are history shown on first join, not news
@@ -146,6 +145,7 @@ const connection = new Connection({
     if (state !== "connected") lost();
     if (state === "connected") request("hello", { user: me });
     showStatus(state, detail);
+    renderComposer();
     ui.reconnect.hidden = state !== "closed";
     ui.retry.hidden = !connection.waiting; // while a reconnect waits out its backoff
   },
@@ -211,6 +211,7 @@ function onWelcome(frame) {
   setName(frame.user);
   showStatus("connected");
   for (const room of rooms.values()) join(room);
+  renderComposer();
 }
 
 function onJoined(frame) {
@@ -218,7 +219,6 @@ function onJoined(frame) {
   if (!room) return;
   room.joining = false;
   room.joined = true;
-  room.top = frame.offset;
   if (room.epoch === null) {
     // A first join (history: K): what follows is old news, from offset TOP - K + 1 on. Should
     // the connection drop before all of it came, the resume asks for the rest, not for more.
@@ -230,6 +230,7 @@ function onJoined(frame) {
   room.members = new Set(frame.presence);
   renderRoom(room);
   flush(room);
+  renderComposer(); // lines typed now are sent at once
 }
 
 function onMsg(frame) {
@@ -261,12 +262,16 @@ function onGap(frame) {
     room.timeline.newEra();
     const why = "the server restarted, or the room was forgotten";
     room.timeline.note(`History was reset (${why}): what was said while you were away is unknown`, 0);
+    // The new position is the server's: the next line it sends is frame.offset + 1. After a join
+    // that is the room's top (the lines before it are old news, fetched below); when the reset
+    // comes while joined (the server lost the room's history meanwhile), 0: the new history's
+    // lines follow, every one of them.
     room.epoch = frame.epoch;
-    room.last = room.top;
-    room.quietUntil = room.top; // the new history's lines, fetched below, are not unread news
+    room.last = frame.offset;
+    room.quietUntil = frame.offset; // the new history's lines up to here are not unread news
     room.noEarlier = false;
     // What the new history holds already: the lines said since it began.
-    if (room.top > 0) askHistory(room, room.top + 1);
+    if (frame.offset > 0) askHistory(room, frame.offset + 1);
   } else {
     const count = frame.to - frame.from + 1;
     const why = GAP_REASONS[frame.reason] ?? frame.reason;
@@ -446,14 +451,18 @@ function renderEarlier(room) {
   ui.loadEarlier.hidden = !room || room.noEarlier || oldest <= 1 || oldest === Infinity;
 }
 
+// The message box says what happens to a line typed now: it follows the connection, so it is
+// drawn again at every change of it (onState, welcome, joined) as well as of the outbox.
 function renderComposer() {
   const queued = [...outbox.values()].filter((line) => line.state === "queued").length;
   ui.input.disabled = current === null;
   ui.composer.querySelector("button").disabled = current === null;
   const waiting = queued ? ` (${queued} waiting)` : "";
-  if (current === null) ui.input.placeholder = "Join a room to write";
-  else if (!ready(current)) ui.input.placeholder = `Offline: lines are sent when you are back${waiting}`;
-  else ui.input.placeholder = `Message #${current.name}`;
+  let placeholder = `Offline: lines are sent when you are back${waiting}`;
+  if (current === null) placeholder = "Join a room to write";
+  else if (ready(current)) placeholder = `Message #${current.name}`;
+  else if (connection.connected) placeholder = `Joining #${current.name}: lines are sent once you are in${waiting}`;
+  ui.input.placeholder = placeholder;
 }
 
 // An error, next to the input it concerns (ui.error or ui.joinError), until that input is used again.

@@ -1,0 +1,1 @@
+"""The documentation site's generators: python -m docs.generate_protocol, python -m docs.generate_config."""
