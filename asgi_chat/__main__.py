@@ -1,5 +1,5 @@
-"""``python -m asgi_chat``: see :mod:`asgi_chat.ops.cli`."""
+"""``python -m asgi_chat``: see :mod:`asgi_chat.cli`."""
 
-from .ops.cli import main
+from .cli import main
 
 main()

@@ -1,4 +1,8 @@
-"""What every endpoint may use, built once per app by :func:`asgi_chat.create_app`."""
+"""What every endpoint may use, built once per app by :func:`asgi_chat.create_app`.
+
+The endpoints say what they use of it without importing it (endpoints/common.py's
+``EndpointContext``, web/endpoints.py's ``WebContext``): only the composition knows every part.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,8 @@ from dataclasses import dataclass
 from .engine.fanout import Fanout
 from .engine.hub import Hub
 from .engine.rooms import Rooms
-from .ops.metrics import Exposition, Metrics
+from .ops.exposition import Exposition
+from .ops.metrics import Metrics
 from .ops.security import ConnectionLimits, CredentialVerifier, OriginPolicy
 from .ops.settings import Settings
 from .web.assets import Assets

@@ -2,8 +2,8 @@
 
 ``append``: asgi_chat's RedisStore.append, the Lua script that assigns the offset, appends to the
 room's stream (``XADD MAXLEN ~``) and publishes, in one step (the code path of every ``say`` on
-Redis, the msg frame encoded once per message). ``publish``: the same frame, encoded the same way,
-sent with a plain ``PUBLISH`` to the room's channel. One sender, each call awaited before the next
+Redis, the message's fields encoded once per message). ``publish``: its msg frame, encoded as the
+server sends it, with a plain ``PUBLISH`` to the room's channel. One sender, each call awaited before the next
 (what one connection's says cost in sequence), on one redis.asyncio connection; no subscriber on
 the channel for either, so the figure is the sender's side alone. Bounded in count and in time.
 
@@ -20,7 +20,8 @@ import statistics
 import time
 from typing import Any
 
-from asgi_chat.endpoints import protocol
+from asgi_chat.engine import frames
+from asgi_chat.engine.redis_link import RedisLink
 from asgi_chat.engine.replay import Stored
 from asgi_chat.engine.stores.redis import RedisStore
 from asgi_chat.ops.settings import from_env
@@ -41,11 +42,10 @@ class NullListener:
 
 
 async def run(url: str, mode: str, seconds: float, limit: int, size: int, room: str) -> dict[str, Any]:
-    settings = from_env({"ASGI_CHAT_BROKER_URL": url})
-    store = RedisStore(url, settings, protocol.msg)
+    settings = from_env({"ASGI_CHAT_STATE_URL": url})
+    store = RedisStore(RedisLink(url), settings)
     await store.open(NullListener())
-    client = store._client  # the store's own command connection (pool)
-    assert client is not None
+    client = store.link.client  # the store's own command connections (the link's pool)
     channel = store._channel(room)
     filler = ("lorem ipsum dolor sit amet " * (size // 8 + 1))[:size]
     latencies: list[float] = []
@@ -54,7 +54,7 @@ async def run(url: str, mode: str, seconds: float, limit: int, size: int, room: 
             if mode == "append":
                 await store.append(room, "sender", f"w{k}", None)
             else:
-                await client.publish(channel, protocol.msg(room, k, int(time.time() * 1000), "sender", f"w{k}", None))
+                await client.publish(channel, frames.msg(room, k, int(time.time() * 1000), "sender", f"w{k}", None))
         count, start = 0, time.perf_counter()
         end = start + seconds
         while count < limit:
@@ -65,7 +65,7 @@ async def run(url: str, mode: str, seconds: float, limit: int, size: int, room: 
             if mode == "append":
                 await store.append(room, "sender", text, None)
             else:
-                frame = protocol.msg(room, count + 1, int(time.time() * 1000), "sender", text, None)
+                frame = frames.msg(room, count + 1, int(time.time() * 1000), "sender", text, None)
                 await client.publish(channel, frame)
             latencies.append(time.perf_counter() - t)
             count += 1

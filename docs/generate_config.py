@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from asgi_chat import create_app
-from asgi_chat.ops.settings import PREFIX, Settings
+from asgi_chat.ops.settings import PREFIX, RENAMED, Settings
 from docs.generated import write_or_check
 
 DOC = Path(__file__).with_name("configuration.md")
@@ -53,6 +53,10 @@ def table() -> str:
     return "\n".join(rows)
 
 
+def renamed() -> str:
+    return "\n".join(f"- `{old}` is now `{new}`." for old, new in RENAMED.items())
+
+
 def create_app_signature() -> str:
     return f"create_app{inspect.signature(create_app)}".replace("'", "")
 
@@ -67,13 +71,20 @@ The app reads these environment variables when it starts (`asgi_chat.ops.setting
 value that does not parse stops the app at start-up with one line naming the variable, its value
 and what it expects (`uvicorn` exits with 3); an unknown `ASGI_CHAT_*` name, a misspelt one, is
 logged as a warning. Every numeric limit turns off with 0. With `--workers`, each worker reads the
-same environment: `python -m asgi_chat` passes its options (`--broker`, `--trace`) on that way.
+same environment: `python -m asgi_chat` passes its options (`--state`, `--trace`) on that way.
 
 {table}
 
 Where a setting comes from in the table: the field of `asgi_chat.ops.settings.Settings`, its
 parser's description of a valid value, and its `help` text. A new setting is a new
 field there, and `make docs` puts it here.
+
+## Renamed
+
+A renamed setting is still read by its old name while the new name is unset, with a warning (once
+per process) that the old name is deprecated; when both are set, the old one is ignored, and said so.
+
+{renamed}
 
 ## In production
 
@@ -82,7 +93,7 @@ field there, and `make docs` puts it here.
   WebSockets are refused as foreign: see [Deployment](deployment.md).
 - `ASGI_CHAT_TOKENS_FILE` restricts the items endpoint to listed tokens; without it any non-empty
   credential passes, as in the tutorial. See [Security](security.md).
-- `ASGI_CHAT_BROKER_URL=redis://...` makes several processes or hosts one chat, rooms included;
+- `ASGI_CHAT_STATE_URL=redis://...` makes several processes or hosts one chat, rooms included;
   its password is shown as `***` in every log line and error message. See
   [Deployment: Redis](deployment.md#across-processes-redis).
 - The benchmark turns `ASGI_CHAT_RATE_PER_SECOND` and `ASGI_CHAT_MAX_CONNECTIONS_PER_ADDRESS` off
@@ -93,7 +104,7 @@ field there, and `make docs` puts it here.
 `{signature}` builds an independent app: its own settings, chat, rooms and counters. A test passes
 `Settings(...)` (or `from_env({{...}})` with the variables as a dictionary) instead of the
 environment; `verify_credential=lambda value: ...` decides which credentials the items endpoint
-accepts; `broker=` and `store=` replace the ones `ASGI_CHAT_BROKER_URL` would choose.
+accepts; `broker=` and `store=` replace the ones `ASGI_CHAT_STATE_URL` would choose.
 
 ```python
 from asgi_chat import Settings, create_app
@@ -109,7 +120,7 @@ scope the server hands it, not at import: importing the package never fails beca
 
 
 def render() -> str:
-    return TEMPLATE.format(table=table(), signature=create_app_signature())
+    return TEMPLATE.format(table=table(), renamed=renamed(), signature=create_app_signature())
 
 
 def main(argv: list[str] | None = None) -> int:

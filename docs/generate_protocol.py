@@ -81,7 +81,7 @@ def _stalled(app: ASGI3Application) -> ASGI3Application:
 def predictable_store(settings: Settings) -> MemoryStore:
     """The memory store with a fixed clock and numbered epochs, so that every run reads the same."""
     epochs = (f"epoch{number:011d}" for number in itertools.count(1))
-    return MemoryStore(settings, protocol.msg, wall_ms=lambda: 1_796_256_000_000, epochs=lambda: next(epochs))
+    return MemoryStore(settings, wall_ms=lambda: 1_796_256_000_000, epochs=lambda: next(epochs))
 
 
 # --- the wire side: a real uvicorn and a real client ------------------------------------------------

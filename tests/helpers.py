@@ -200,8 +200,24 @@ class WebSocketClient:
         return message.get("code", 1000), message.get("reason") or ""
 
     async def nothing(self) -> bool:
-        """True when the app sends nothing (more) for QUIET seconds; leaves what it sent unread."""
+        """True when the app sends nothing (more) for QUIET seconds; leaves what it sent unread.
+
+        A silence window: only for where there is no event to wait on. Where there is, use
+        :meth:`next_is` (a line sent now is the very next frame) or :meth:`ended_quietly`.
+        """
         return not await self._arrival(QUIET, until_the_app_ends=False)
+
+    async def next_is(self, expected: str, sender: WebSocketClient | None = None, text: str = "sync") -> None:
+        """Nothing else is on its way: ``sender`` (default: this client) sends ``text`` now, and the
+        very next frame this client gets is ``expected``. An event to wait on, not a silence."""
+        await (sender or self).send(text)
+        assert await self.receive() == expected
+
+    async def ended_quietly(self, code: int = 1000) -> None:
+        """The peer goes (``code``), the app returns, and it sent nothing this test has not read:
+        nothing more can come."""
+        await self.disconnect(code)
+        assert not self._unread, list(self._unread)
 
     async def finished(self) -> None:
         """Wait (bounded) for the app's coroutine to return, and raise what it raised."""

@@ -124,6 +124,7 @@ class RoomsClient(Frames):
         return close
 
     async def nothing(self) -> bool:
+        """A silence window (see WebSocketClient.nothing): only where there is no event to wait on."""
         return await self.ws.nothing()
 
     async def disconnect(self, code: int = 1000) -> None:

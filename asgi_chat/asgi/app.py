@@ -3,16 +3,25 @@
 
 The three scope types (ASGI spec, "www.rst" and "lifespan.rst"):
 
-- ``http``: one request, one response (the pages, ``/healthz``, ``/metrics``);
-- ``websocket``: one connection for as long as it lives (echo, items, chat);
-- ``lifespan``: once per process, start-up and shutdown of shared resources (the broker).
+- ``http``: one request, one response;
+- ``websocket``: one connection for as long as it lives, a :class:`Session`;
+- ``lifespan``: once per process, start-up and shutdown of what the connections share.
+
+:class:`App` knows no endpoint of its own: it is given its route tables and a context to hand
+each endpoint. What an app adds around each connection (its checks before the endpoint runs,
+the limits on what a client sends) and at start-up and shutdown are methods of :class:`App`
+that do nothing here, for a subclass to fill in; what it counts goes to a
+:class:`~asgi_chat.asgi.hooks.Counters` (hooks.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from asgiref.typing import (
     ASGIReceiveCallable,
@@ -23,54 +32,49 @@ from asgiref.typing import (
     WebSocketScope,
 )
 
-from ..context import Context
-from ..endpoints import chat, tutorial
-from ..endpoints.tutorial import WebSocketEndpoint
-from ..ops.forwarded import untrusted_proxy
-from ..ops.logs import install_redaction
-from ..ops.security import InboundGuard
-from ..ops.trace import Trace
-from ..web import endpoints as web
-from ..web.endpoints import HttpEndpoint, HttpRequest
 from .errors import CloseCode, Disconnected, GoingAway, NoRoute, NotFound, ProtocolError, Refusal
+from .hooks import Counters, Guard, Tally
 from .responses import Response, method_not_allowed, not_found, send_response
-from .routing import Match, Route, resolve
+from .routing import Match, PathParams, Route, resolve
 from .session import Session, State
 
 logger = logging.getLogger("asgi_chat")
 
-HTTP_ROUTES: Sequence[Route[HttpEndpoint]] = (
-    Route("/", web.page),
-    Route("/echo", web.page),
-    Route("/items", web.page),
-    Route("/chat", web.page),
-    Route("/healthz", web.healthz),
-    Route("/metrics", web.metrics),
-)  # plus one "/static/<name>" route per file in web/static/, added by ChatApp
-
-WEBSOCKET_ROUTES: Sequence[Route[WebSocketEndpoint]] = (
-    Route("/ws", tutorial.echo),
-    Route("/items/{item_id}/ws", tutorial.items),
-    Route("/ws/{client_id:int}", tutorial.chat),
-    Route("/chat/ws", chat.chat_v1),
-)
+Ctx = TypeVar("Ctx")  # what the app hands every endpoint: whatever its endpoints share
 
 
-class ChatApp:
-    """An independent chat: its own settings, membership, counters and open sessions."""
+@dataclass(frozen=True)
+class HttpRequest:
+    """What an HTTP endpoint gets of the request: plain values, never the scope."""
+
+    path: str
+    method: str
+    headers: Iterable[tuple[bytes, bytes]]
+    params: PathParams
+
+
+# An HTTP endpoint: ``async def endpoint(request, ctx) -> Response``; the app sends the response.
+HttpEndpoint = Callable[[HttpRequest, Ctx], Awaitable[Response]]
+# A WebSocket endpoint gets the session and the app's context, and the path parameters the router
+# typed as keyword arguments: chat(session, ctx, client_id=7).
+WebSocketEndpoint = Callable[..., Awaitable[None]]
+
+
+class App(Generic[Ctx]):
+    """An ASGI 3 app over two route tables: its own context, counters and open sessions."""
 
     def __init__(
         self,
-        ctx: Context,
-        http_routes: Sequence[Route[HttpEndpoint]] = HTTP_ROUTES,
-        websocket_routes: Sequence[Route[WebSocketEndpoint]] = WEBSOCKET_ROUTES,
+        ctx: Ctx,
+        http_routes: Sequence[Route[HttpEndpoint[Ctx]]] = (),
+        websocket_routes: Sequence[Route[WebSocketEndpoint]] = (),
+        counters: Counters | None = None,
     ) -> None:
         self.ctx = ctx
-        self.sessions: set[Session] = set()  # every WebSocket between connect and close
-        # A route per asset, so a missing file is an unknown path (404 for every method).
-        assets = [Route[HttpEndpoint](f"/static/{name}", web.asset) for name in ctx.assets.names()]
-        self.http_routes: Sequence[Route[HttpEndpoint]] = (*http_routes, *assets)
+        self.http_routes = http_routes
         self.websocket_routes = websocket_routes
+        self.counters: Counters = counters or Tally()
+        self.sessions: set[Session] = set()  # every WebSocket between connect and close
 
     async def __call__(self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         if scope["type"] == "http":
@@ -95,7 +99,7 @@ class ChatApp:
             response = await self._respond(match, scope, method)
         await send_response(send, response, method)
 
-    async def _respond(self, match: Match[HttpEndpoint], scope: HTTPScope, method: str) -> Response:
+    async def _respond(self, match: Match[HttpEndpoint[Ctx]], scope: HTTPScope, method: str) -> Response:
         if method not in match.route.methods:
             return method_not_allowed(match.route.methods)
         request = HttpRequest(scope["path"], method, scope["headers"], match.params)
@@ -104,42 +108,49 @@ class ChatApp:
     # --- websocket --------------------------------------------------------------------------
 
     async def websocket(self, scope: WebSocketScope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
-        settings = self.ctx.settings
-        guard = InboundGuard(settings.max_message_bytes, settings.rate_per_second, settings.rate_burst)
-        ticket: str | None = None  # set once the connection counts against the limits
-        async with Session(scope, receive, send, guard, self.ctx.metrics) as session:
+        async with Session(scope, receive, send, self.guard(scope), self.counters) as session:
             self.sessions.add(session)
-            try:
-                await session.wait_connect()
-                untrusted_proxy.check(scope.get("client"), scope["headers"])  # behind a proxy: said once
-                self.ctx.origins.check(scope["headers"], scope.get("scheme") or "ws")
-                ticket = self.ctx.limits.acquire(scope.get("client"))
-                await self._endpoint(session)
-            except Refusal as refusal:
-                await self._refuse(session, refusal)
-            except Disconnected:
-                pass  # the peer left: nothing to answer, nothing to log
-            except ProtocolError as error:
-                logger.warning("websocket %s: ASGI protocol error: %s", _where(scope), error)
-                self.ctx.metrics.closes[int(CloseCode.INTERNAL_ERROR)] += 1
-                await session.close(CloseCode.INTERNAL_ERROR, "internal error")
-            finally:
-                self.sessions.discard(session)
-                if ticket is not None:
-                    self.ctx.limits.release(ticket)
+            with contextlib.ExitStack() as admitted:  # what admit() holds, given back at the very end
+                try:
+                    await session.wait_connect()
+                    admitted.enter_context(self.admit(session))
+                    await self._endpoint(session)
+                except Refusal as refusal:
+                    await self._refuse(session, refusal)
+                except Disconnected:
+                    pass  # the peer left: nothing to answer, nothing to log
+                except ProtocolError as error:
+                    logger.warning("websocket %s: ASGI protocol error: %s", _where(scope), error)
+                    self.counters.closes[int(CloseCode.INTERNAL_ERROR)] += 1
+                    await session.close(CloseCode.INTERNAL_ERROR, "internal error")
+                finally:
+                    self.sessions.discard(session)
+
+    def guard(self, scope: WebSocketScope) -> Guard | None:
+        """The limits on what this connection's client sends (none here), asked about each message."""
+        return None
+
+    def admit(self, session: Session) -> contextlib.AbstractContextManager[object]:
+        """The app's checks once the client has asked to connect, before the endpoint runs.
+
+        A check refuses by raising a :class:`Refusal`. What the checks take (a place under a
+        connection limit, say) they give back when the context exits: as the connection ends,
+        after its close. None here.
+        """
+        return contextlib.nullcontext()
 
     async def _refuse(self, session: Session, refusal: Refusal) -> None:
         logger.info("websocket %s closed with %d: %s", _where(session.scope), refusal.code, refusal.reason)
-        # Every refusal and every close the app decides ends here, a slow consumer's 1013 too
-        # (the fan-out's drop raises it in the member's reader): counted once, by code, also
-        # when the client is told by an HTTP response rather than a close (Session.refuse).
-        self.ctx.metrics.closes[int(refusal.code)] += 1
+        # Every refusal and every close the app decides ends here, an endpoint's or a check's:
+        # counted once, by code, also when the client is told by an HTTP response rather than a
+        # close (Session.refuse).
+        self.counters.closes[int(refusal.code)] += 1
         await session.refuse(refusal)
 
     def _endpoint(self, session: Session) -> Awaitable[None]:
         """The endpoint for the session's path, called with its typed path parameters.
 
-        Only the endpoint's coroutine outlives this call, not the route match: a chat connection
+        Only the endpoint's coroutine outlives this call, not the route match: a connection
         may idle for hours among thousands, and keeps nothing it does not use.
         """
         try:
@@ -167,42 +178,19 @@ class ChatApp:
                 return
 
     async def startup(self) -> None:
-        install_redaction()
-        if self.ctx.origins.allow_all:
-            logger.warning("ASGI_CHAT_ALLOWED_ORIGINS contains '*': any web page may open a WebSocket here")
-        await self.ctx.hub.start()
-        await self.ctx.rooms.open()
-        self.ctx.exposition.start()  # under several workers, a periodic metrics sync
+        """Open what the connections share; an exception here is ``lifespan.startup.failed``."""
 
     async def shutdown(self) -> None:
-        """Close every WebSocket still open with 1001 (going away), then the broker.
+        """Close every WebSocket still open with 1001 (going away).
 
         uvicorn has already closed its connections with 1012 by now; other servers may not have.
+        A subclass closes what its connections shared after this.
         """
-        self.ctx.hub.shutting_down = True
         going_away = GoingAway("server shutting down")
         open_sessions = [session for session in self.sessions if session.state is State.OPEN]
         # Counted as _refuse counts every close the app decides, without its log line per connection.
-        self.ctx.metrics.closes[int(going_away.code)] += len(open_sessions)
+        self.counters.closes[int(going_away.code)] += len(open_sessions)
         await asyncio.gather(*(session.close(going_away.code, going_away.reason) for session in open_sessions))
-        await self.ctx.hub.stop()
-        await self.ctx.exposition.stop()
-        await self.ctx.rooms.close()
-
-
-class TracedChatApp(ChatApp):
-    """The same app inside the trace middleware (``ASGI_CHAT_TRACE=1``): every message printed.
-
-    A subclass rather than a wrapper around every app, so that with tracing off nothing at all
-    sits between the server and the app, and ``app.ctx`` works either way.
-    """
-
-    def __init__(self, ctx: Context) -> None:
-        super().__init__(ctx)
-        self._traced = Trace(super().__call__)
-
-    async def __call__(self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
-        await self._traced(scope, receive, send)
 
 
 def _where(scope: WebSocketScope) -> str:

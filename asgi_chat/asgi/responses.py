@@ -9,7 +9,6 @@ from http import HTTPStatus
 
 from asgiref.typing import ASGISendCallable
 
-from ..ops.logs import redact
 from .errors import Refusal
 
 # Sent with every HTTP response. The pages load script and style only from this server
@@ -58,9 +57,10 @@ def not_found() -> Response:
 
 def denial(refusal: Refusal) -> Response:
     """The HTTP answer to a WebSocket handshake refused before accept: the refusal's status, and
-    its reason as the body (the text the app logs, and as redacted: never a credential)."""
+    its reason as the body, the same text the app logs. A reason is written for the person at
+    the other end: whatever raises a refusal keeps secrets out of it (see ops/security.py)."""
     retry = () if refusal.retry_after is None else ((b"retry-after", str(refusal.retry_after).encode()),)
-    return text(refusal.http_status, redact(refusal.reason) + "\n", retry)
+    return text(refusal.http_status, refusal.reason + "\n", retry)
 
 
 def method_not_allowed(allowed: Iterable[str]) -> Response:

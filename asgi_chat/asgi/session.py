@@ -21,10 +21,12 @@ Every (state, message) pair not drawn above raises :class:`ProtocolError`, which
 one exception is a send after CLOSED: with a reader and a writer on one connection, either may
 learn first that the peer is gone, so a late send raises :class:`Disconnected`, like the server.
 
-The session is the one place that calls the server's ``send``. The chat engine's fan-out uses
-:meth:`Session.send_now`, which starts a send and finishes it on the spot when it can (see
-there); endpoints await :meth:`Session.send_text` and friends. Both paths check the state, count
-deliveries and turn a gone peer into :class:`Disconnected` here, and nowhere else.
+The session is the one place that calls the server's ``send``, always awaited start to finish
+by the task that called it: a server's ``send`` may rely on ``asyncio.current_task()`` (a wait
+bounded by ``asyncio.timeout()`` or an anyio cancel scope). Endpoints await
+:meth:`Session.send_text` and friends; the chat engine's fan-out awaits :meth:`Session.send_event`
+for each recipient of a line. Both check the state, count deliveries and turn a gone peer into
+:class:`Disconnected` here, and nowhere else.
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ import asyncio
 import contextlib
 import enum
 import logging
+import time
 from collections.abc import Iterable
-from types import CoroutineType
 from typing import Final
 
 from asgiref.typing import (
@@ -48,17 +50,17 @@ from asgiref.typing import (
     WebSocketSendEvent,
 )
 
-from ..ops.metrics import Metrics
-from ..ops.security import InboundGuard
 from .errors import CloseCode, Disconnected, ProtocolError, Refusal
+from .hooks import Counters, Guard, Tally
 from .responses import Response, denial
-from .sending import PendingSend
 
 logger = logging.getLogger("asgi_chat")
 
 # How long a close may wait for the server to take it. A stalled peer keeps the server's write
 # buffer full, and some servers make every send (the close too) wait for room in it.
 CLOSE_TIMEOUT: Final = 1.0
+# A receive that returns within this long did not wait for the client: its message was queued.
+QUEUED_WITHIN: Final = 0.001
 
 # The scope extension of a server that takes an HTTP response in place of accept (asgiref's
 # extensions.rst, "Websocket Denial Response").
@@ -111,14 +113,14 @@ class Session:
         scope: WebSocketScope,
         receive: ASGIReceiveCallable,
         send: ASGISendCallable,
-        guard: InboundGuard | None = None,
-        metrics: Metrics | None = None,
+        guard: Guard | None = None,
+        metrics: Counters | None = None,
     ) -> None:
         self.scope = scope
         self._receive = receive
         self._send = send
-        self._guard = guard
-        self._metrics = metrics or Metrics()
+        self._guard = guard  # asked about every data message received (hooks.py)
+        self._metrics: Counters = metrics or Tally()
         self.state = State.CONNECTING
         self.close_code: int | None = None  # the code this session ended with, either side's
         self.close_reason = ""
@@ -203,7 +205,11 @@ class Session:
         raises (:class:`MessageTooBig`, :class:`PolicyViolation` for the rate) for a message
         over the limits.
         """
+        asked = time.monotonic()
         message = await self._receive()
+        # Returned at once: the message was waiting for the app, not the app for the message. A
+        # rate guard must not count the app's own delay against the client (ops/security.py).
+        queued = time.monotonic() - asked < QUEUED_WITHIN
         self._advance("received", message["type"])
         if message["type"] == "websocket.disconnect":
             self._record_close(message["code"], message.get("reason") or "")
@@ -221,7 +227,7 @@ class Session:
             raise ProtocolError(self.state.name, "received", message["type"], detail)
         self._metrics.messages_received += 1
         if self._guard is not None:
-            self._guard.admit(payload)
+            self._guard.admit(payload, queued)
         return payload
 
     async def send_text(self, text: str) -> None:
@@ -231,8 +237,20 @@ class Session:
         await self._transmit({"type": "websocket.send", "bytes": data, "text": None})
 
     async def send_event(self, event: WebSocketSendEvent) -> None:
-        """Send a prepared ``websocket.send`` event: the hub shares one event among all recipients."""
-        await self._transmit(event)
+        """Send a prepared ``websocket.send`` event: the fan-out shares one among all recipients.
+
+        :meth:`send_text` minus the table lookup, since this runs once per recipient of every
+        line: the one transition a data send may take is OPEN -> OPEN (TRANSITIONS).
+        """
+        if self.state is not State.OPEN:
+            if self.state is not State.CLOSED:
+                self._advance("sent", event["type"])  # raises the ProtocolError that names the state
+            raise Disconnected(self.close_code or CloseCode.ABNORMAL)
+        try:
+            await self._send(event)
+        except (OSError, RuntimeError) as exc:
+            raise self._gone() from exc
+        self._metrics.messages_delivered += 1
 
     async def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         """Close (or, before accept, refuse) the connection; a no-op once closed.
@@ -278,36 +296,6 @@ class Session:
         gauge must say so even when an endpoint ended by an unexpected exception.
         """
         self._enter(State.CLOSED)
-
-    def send_now(self, event: WebSocketSendEvent) -> PendingSend | None:
-        """Start sending ``event`` and finish it on the spot if it can; never waits.
-
-        Returns None when the send finished, or an awaitable for the rest of that same send,
-        which a task must await before anything else is sent. Raises :class:`Disconnected` when
-        the session is closed or the peer turns out to be gone, like :meth:`send_text`.
-
-        Why a send usually finishes at once: a server's ``send`` writes a frame into the
-        connection's buffer and waits only while the transport is paused (uvicorn's
-        websockets-sansio implementation begins with ``await self.writable.wait()``, an event
-        that is set unless the client stopped reading). So the fan-out runs each recipient's
-        send right here, with no task switch, and only a send that has to wait becomes a task:
-        what ``asyncio.eager_task_factory`` does from Python 3.12 on.
-        """
-        # The one transition a data send may take is OPEN -> OPEN (TRANSITIONS): checked as such,
-        # since this runs once per recipient of every chat line.
-        if self.state is not State.OPEN:
-            raise Disconnected(self.close_code or CloseCode.ABNORMAL)
-        sending = self._send(event)
-        # A coroutine steps itself; any other awaitable steps through the iterator it gives.
-        steps = sending if type(sending) is CoroutineType else sending.__await__()
-        try:
-            waiting_on = steps.send(None)  # run the send up to its first real wait
-        except StopIteration:
-            self._metrics.messages_delivered += 1
-            return None
-        except (OSError, RuntimeError) as exc:
-            raise self._gone() from exc
-        return PendingSend(self, steps, waiting_on)
 
     async def _transmit(self, message: ASGISendEvent) -> None:
         if self.state is State.CLOSED and message["type"] != "websocket.close":

@@ -3,7 +3,8 @@
 A connection offers the subprotocol ``asgi-chat.v1`` (RFC 6455 4.1: the server answers with
 one of the subprotocols the client offered, or refuses), says ``hello`` with a name, then joins
 rooms, says lines, asks for earlier history and leaves. Every frame is parsed once, here
-(protocol.py); a bad one gets an ``error`` frame and the connection stays open. Every reply goes
+(protocol.py), and every reply built by engine/frames.py, where the engine builds what it
+delivers; a bad request gets an ``error`` frame and the connection stays open. Every reply goes
 through the connection's member (engine/fanout.py), the same outbox as the room's messages, so
 replies and messages reach the client in the order they were produced.
 """
@@ -15,20 +16,28 @@ import contextlib
 import logging
 import time
 
-from ..asgi.errors import PolicyViolation, TryAgainLater
+from ..asgi.errors import ChatError, PolicyViolation, TryAgainLater
 from ..asgi.session import Session
-from ..context import Context
+from ..engine import frames
 from ..engine.fanout import Member
 from ..engine.rooms import JoinRequest
 from ..engine.stores import RoomLimit, StoreUnavailable
 from . import protocol
+from .common import EndpointContext, require_text
 from .protocol import BadRequest, Hello, History, Join, Leave, Request, Say
-from .tutorial import require_text
 
 logger = logging.getLogger("asgi_chat")
+_logged: set[type[BaseException]] = set()
 
 
-async def chat_v1(session: Session, ctx: Context) -> None:
+def _log_internal(error: Exception) -> None:
+    """Every unexpected error in one line; the traceback once per kind and process, not a flood."""
+    first = type(error) not in _logged
+    _logged.add(type(error))
+    logger.error("chat connection: a request failed: %r", error, exc_info=first)
+
+
+async def chat_v1(session: Session, ctx: EndpointContext) -> None:
     if protocol.SUBPROTOCOL not in (session.scope.get("subprotocols") or ()):
         raise PolicyViolation(f"this endpoint speaks the {protocol.SUBPROTOCOL} subprotocol: offer it")
     await start_rooms(ctx)
@@ -44,7 +53,7 @@ async def chat_v1(session: Session, ctx: Context) -> None:
             await connection.leave_all()
 
 
-async def start_rooms(ctx: Context) -> None:
+async def start_rooms(ctx: EndpointContext) -> None:
     try:
         await ctx.rooms.open()
     except StoreUnavailable as error:
@@ -55,18 +64,25 @@ async def start_rooms(ctx: Context) -> None:
 class Connection:
     """One ``asgi-chat.v1`` connection: its user, once it said hello, and the rooms it is in."""
 
-    def __init__(self, member: Member, ctx: Context) -> None:
+    def __init__(self, member: Member, ctx: EndpointContext) -> None:
         self.member = member
         self.ctx = ctx
         self.user: str | None = None
         self.rooms: set[str] = set()
 
     async def handle(self, text: str) -> None:
+        request: Request | None = None
         try:
             request = protocol.parse_request(text, self.ctx.settings.max_text_chars)
             await self._dispatch(request)
         except BadRequest as error:
-            self.member.send(protocol.error(error))
+            self.member.send(frames.error(error.code, error.message, error.request_id))
+        except ChatError:
+            raise  # a refusal or a gone peer ends the connection, as everywhere
+        except Exception as error:  # our bug, not the client's: answered, and the connection goes on
+            _log_internal(error)
+            message = "the server could not handle this request"
+            self.member.send(frames.error("internal", message, request.id if request else None))
 
     async def _dispatch(self, request: Request) -> None:
         if isinstance(request, Hello):
@@ -88,7 +104,7 @@ class Connection:
             raise BadRequest("bad_request", "hello comes once per connection", request.id)
         self.user = request.user
         self.member.label = f"user {request.user!r}"
-        self.member.send(protocol.welcome(request.user, request.id))
+        self.member.send(frames.welcome(request.user, request.id))
 
     async def _join(self, user: str, request: Join) -> None:
         if request.room in self.rooms:
@@ -118,14 +134,12 @@ class Connection:
         self._joined(request.room, request.id)
         received_at = self.ctx.metrics.line_clock()  # 1 line in 16, for the delivery-time histogram
         try:
-            offset, _ = await self.ctx.rooms.say(request.room, user, request.text, request.id)
+            # The engine answers with the ack, after the sender's own msg (engine/rooms.py).
+            await self.ctx.rooms.say(self.member, user, request.room, request.text, request.id)
         except StoreUnavailable:
             raise BadRequest("unavailable", "the room store cannot be reached: not sent", request.id) from None
         if received_at is not None:  # the store has offered it to every member here by now
             self.ctx.metrics.observe_line(time.monotonic() - received_at)
-        # On either store the sender's own msg is in its outbox by now, so the ack comes after it
-        # (engine/stores/__init__.py): one order for every client to rely on.
-        self.member.send(protocol.ack(request.room, offset, request.id))
 
     async def _leave(self, user: str, request: Leave) -> None:
         self._joined(request.room, request.id)
@@ -133,15 +147,14 @@ class Connection:
         # Leaving never fails: a store out of reach forgets this connection when its entry expires.
         with contextlib.suppress(StoreUnavailable):
             await self.ctx.rooms.leave(self.member, user, request.room)
-        self.member.send(protocol.left(request.room, request.id))
+        self.member.send(frames.left(request.room, request.id))
 
     async def _history(self, request: History) -> None:
         self._joined(request.room, request.id)
         try:
-            frames = await self.ctx.rooms.history(request.room, request.before, request.limit)
+            await self.ctx.rooms.history(self.member, request.room, request.before, request.limit, request.id)
         except StoreUnavailable:
             raise BadRequest("unavailable", "the room store cannot be reached; try again", request.id) from None
-        self.member.send(protocol.history(request.room, frames, request.id))
 
     async def leave_all(self) -> None:
         """A connection that closes leaves all its rooms (announced to the others as presence)."""

@@ -1,8 +1,9 @@
-"""The frames of ``asgi-chat.v1``: parsing what a client sends, encoding what the server sends.
+"""What a client of ``asgi-chat.v1`` sends: each frame parsed once, into a typed request.
 
 Pure functions and frozen values, nothing else: a frame is parsed once, at the edge, into one of
-the request types below, and only typed values travel further. Every server frame is built here,
-so the wire format is one page to read (docs/rooms.md describes it, docs/PROTOCOL.md shows it).
+the request types below, and only typed values travel further. What the server sends is built in
+engine/frames.py, the one place the engine and the endpoint both encode with (docs/rooms.md
+describes both directions, docs/PROTOCOL.md shows them).
 
 Every frame is one JSON object in a text frame. A request that is not valid JSON, not an object,
 of an unknown ``type``, or with a missing or wrong-typed field is a :class:`BadRequest`, which the
@@ -22,11 +23,25 @@ SUBPROTOCOL: Final = "asgi-chat.v1"
 MAX_NAME_CHARS: Final = 32
 MAX_ID_CHARS: Final = 64
 MAX_HISTORY_LIMIT: Final = 100
+# The largest whole number a request may carry (an offset, a count): 2**53 - 1, the largest
+# integer a JSON number holds exactly in JavaScript, and in Redis' Lua (numbers are doubles
+# there), so both stores can hold every position a client may send, and answer it the same way.
+MAX_WHOLE: Final = 2**53 - 1
 # The whole name (fullmatch: with re.match, "$" would also accept a trailing newline).
 ROOM_NAME: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 ERROR_CODES: Final = frozenset(
-    {"bad_request", "hello_first", "bad_name", "bad_room", "not_joined", "too_many_rooms", "too_large", "unavailable"}
+    {
+        "bad_request",
+        "hello_first",
+        "bad_name",
+        "bad_room",
+        "not_joined",
+        "too_many_rooms",
+        "too_large",
+        "unavailable",
+        "internal",
+    }
 )
 
 
@@ -115,8 +130,20 @@ def _request_id(frame: dict[str, object]) -> str | None:
         return None
     value = frame["id"]
     if isinstance(value, str) and 1 <= len(value) <= MAX_ID_CHARS:
-        return value
+        return encodable(value, "id")
     raise BadRequest("bad_request", f"id must be a string of 1 to {MAX_ID_CHARS} characters")
+
+
+def encodable(value: str, name: str) -> str:
+    """``value``, if it can be sent on: JSON's ``\\ud800`` escape parses into a lone surrogate,
+    which no UTF-8 encoder takes (RFC 3629 section 3: surrogates are not characters), so such a
+    string is refused here, at the edge, before anything is assigned to it."""
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise BadRequest("bad_request", f"{name} is not valid Unicode: it holds a lone surrogate") from None
+    return value
 
 
 class _Fields:
@@ -129,7 +156,7 @@ class _Fields:
         value = self.frame.get(name)
         if not isinstance(value, str):
             raise BadRequest("bad_request", f"{name} must be a string")
-        return value
+        return encodable(value, name)
 
     def optional_whole(self, name: str) -> int | None:
         return self.whole(name) if name in self.frame else None
@@ -137,8 +164,8 @@ class _Fields:
     def whole(self, name: str) -> int:
         value = self.frame.get(name)
         # bool is an int in Python, but true is not an offset.
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise BadRequest("bad_request", f"{name} must be a whole number >= 0")
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_WHOLE:
+            raise BadRequest("bad_request", f"{name} must be a whole number from 0 to 2**53 - 1")
         return value
 
     def room(self) -> str:
@@ -205,59 +232,3 @@ _PARSERS: dict[str, Callable[[_Fields, str | None, int], Request]] = {
     "leave": _leave,
     "history": _history,
 }
-
-
-# --- server frames --------------------------------------------------------------------------
-
-
-def encode(frame: dict[str, object], request_id: str | None = None) -> str:
-    """One frame as JSON text; ``request_id`` is echoed as ``"id"`` when the request had one."""
-    if request_id is not None:
-        frame["id"] = request_id
-    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
-
-
-def welcome(user: str, request_id: str | None) -> str:
-    return encode({"type": "welcome", "user": user}, request_id)
-
-
-def joined(room: str, epoch: str, top: int, presence: list[str], request_id: str | None) -> str:
-    return encode({"type": "joined", "room": room, "epoch": epoch, "offset": top, "presence": presence}, request_id)
-
-
-def ack(room: str, offset: int, request_id: str | None) -> str:
-    return encode({"type": "ack", "room": room, "offset": offset}, request_id)
-
-
-def left(room: str, request_id: str | None) -> str:
-    return encode({"type": "left", "room": room}, request_id)
-
-
-def history(room: str, frames: list[str], request_id: str | None) -> str:
-    """A ``history`` reply around ``msg`` frames already encoded (each is encoded once, when said)."""
-    head = encode({"type": "history", "room": room, "messages": []}, request_id)
-    return head.replace('"messages":[]', '"messages":[' + ",".join(frames) + "]", 1)
-
-
-def msg(room: str, offset: int, ts: int, user: str, text: str, say_id: str | None) -> str:
-    frame: dict[str, object] = {"type": "msg", "room": room, "offset": offset, "ts": ts, "user": user, "text": text}
-    return encode(frame, say_id)
-
-
-def gap(room: str, first: int, last: int, reason: str) -> str:
-    return encode({"type": "gap", "room": room, "from": first, "to": last, "reason": reason})
-
-
-def reset(room: str, epoch: str, offset: int) -> str:
-    """The room's history is gone: positions are ``epoch``'s now, and the next ``msg`` (or ``gap``)
-    of the room on this connection is ``offset + 1``: after a join, its top (``joined``'s offset:
-    live messages only); live, 0 (the new epoch's messages follow from 1)."""
-    return encode({"type": "gap", "room": room, "reason": "reset", "epoch": epoch, "offset": offset})
-
-
-def presence(room: str, user: str, event: str) -> str:
-    return encode({"type": "presence", "room": room, "user": user, "event": event})
-
-
-def error(error: BadRequest) -> str:
-    return encode({"type": "error", "code": error.code, "message": error.message}, error.request_id)

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from asgiref.typing import WebSocketScope
 
-from ..asgi.errors import PolicyViolation, TryAgainLater, UnsupportedData
+from ..asgi.errors import PolicyViolation, TryAgainLater
 from ..asgi.parsing import header_values, parse_cookies, parse_int, parse_query
 from ..asgi.session import Session
-from ..context import Context
 from ..engine.brokers import BrokerUnavailable
-from ..ops.credentials import BEARER, Credential, find_credential, reply
+from .common import EndpointContext, require_text
+from .credentials import BEARER, Credential, find_credential, reply
 
 logger = logging.getLogger("asgi_chat")
 
@@ -46,12 +45,7 @@ class Handshake:
         )
 
 
-# An endpoint gets the session and the app's context, and the path parameters the router typed
-# as keyword arguments: chat(session, ctx, client_id=7).
-WebSocketEndpoint = Callable[..., Awaitable[None]]
-
-
-async def echo(session: Session, ctx: Context) -> None:
+async def echo(session: Session, ctx: EndpointContext) -> None:
     """``/ws``: answer each text message with ``Message text was: ...``; echo binary as binary."""
     await session.accept()
     while True:
@@ -62,7 +56,7 @@ async def echo(session: Session, ctx: Context) -> None:
             await session.send_text(f"Message text was: {message}")
 
 
-async def items(session: Session, ctx: Context, *, item_id: str) -> None:
+async def items(session: Session, ctx: EndpointContext, *, item_id: str) -> None:
     """``/items/{item_id}/ws``: needs a credential (cookie ``session``, bearer subprotocol or
     query ``token``); takes an optional integer ``q``."""
     limit = ctx.settings.max_item_id_length
@@ -80,7 +74,7 @@ async def items(session: Session, ctx: Context, *, item_id: str) -> None:
         await session.send_text(f"Message text was: {text}, for item ID: {item_id}")
 
 
-async def chat(session: Session, ctx: Context, *, client_id: int) -> None:
+async def chat(session: Session, ctx: EndpointContext, *, client_id: int) -> None:
     """``/ws/{client_id}``: the broadcast chat. Everyone sees who says what, and who left."""
     await start_hub(ctx)
     await session.accept()
@@ -98,7 +92,7 @@ async def chat(session: Session, ctx: Context, *, client_id: int) -> None:
             await asyncio.sleep(0)
 
 
-async def start_hub(ctx: Context) -> None:
+async def start_hub(ctx: EndpointContext) -> None:
     """Servers without lifespan (daphne) start the hub at the first join: refuse, before accept,
     a chat that cannot reach its broker rather than half-join it."""
     try:
@@ -108,7 +102,7 @@ async def start_hub(ctx: Context) -> None:
         raise TryAgainLater("chat unavailable: its message broker cannot be reached") from None
 
 
-def authenticate(request: Handshake, ctx: Context) -> Credential:
+def authenticate(request: Handshake, ctx: EndpointContext) -> Credential:
     credential = find_credential(request.cookies, request.query, request.subprotocols)
     if credential is None:
         raise PolicyViolation("missing credentials: send a session cookie, a bearer subprotocol or a token")
@@ -128,11 +122,3 @@ def optional_int(query: dict[str, str], name: str) -> int | None:
         return parse_int(query[name])
     except ValueError:
         raise PolicyViolation(f"invalid {name}: expected an integer") from None
-
-
-def require_text(message: str | bytes) -> str:
-    if isinstance(message, bytes):
-        # RFC 6455 7.4.1: 1003 "indicates that an endpoint is terminating the connection because
-        # it has received a type of data it cannot accept".
-        raise UnsupportedData("binary messages are not supported here: send text")
-    return message

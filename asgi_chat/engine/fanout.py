@@ -2,27 +2,44 @@
 
 ::
 
-    chat line ──▶ member.offer(Outgoing) ──READY──▶ session.send_now ──finished──▶ done (the usual case)
-                         │                                       └──must wait──▶ writer task: the rest,
-                         ├──WAITING──▶ bounded outbox ◀─────────────────────────── then the outbox, in order
-                         └──ENDED────▶ ignored
+    offer(members, line) ──▶ the fan-out's queue ──▶ a courier task: each line to each of its members
+        READY ───▶ await session.send_event ──done──▶ on to the next (the usual case: no wait)
+                           └──had to wait──▶ the courier stays with that send: the member's writer now
+                                             (the rest of the send, then the outbox, then it ends);
+                                             a new courier takes the rest of the queue (_relieve)
+        WAITING ─▶ the member's bounded outbox
+        ENDED, or its session closed ───▶ ignored
 
 The tutorial broadcasts by awaiting each client's ``send`` in turn, so one client that stops
-reading (its TCP buffers full, its ``send`` blocked) stops the chat for everyone. Here a
-:class:`Member` never makes the fan-out wait: it *starts* the send through its session
-(:meth:`~asgi_chat.asgi.session.Session.send_now`), which finishes it on the spot when the
-connection's buffer has room. Only a send that has to wait gets a writer task of that member's
-own, and later lines queue in that member's bounded outbox behind it. So a slow client only ever
-slows itself, until the :class:`SlowConsumerPolicy` closes it with 1013, and idle members hold no
-task but their readers. (The idea of websockets' ``broadcast()``, described in its "broadcast"
-topic, on the ASGI protocol.)
+reading (its TCP buffers full, its ``send`` blocked) stops the chat for everyone. Here whoever
+offers a line only queues it in the :class:`Fanout`, and a *courier* task takes it to each
+:class:`Member`. A server's ``send`` usually finishes at once (it writes into the connection's
+buffer and waits only while the client is not reading: uvicorn's websockets-sansio ``send``
+begins with ``await self.writable.wait()``), so one courier delivers a line to everyone in one
+step. A send that has to wait is finished by the task that started it: the courier becomes that
+member's writer (the rest of the send, then what queued in the member's bounded outbox meanwhile)
+and a new courier takes the rest of the queue. The courier learns that a send waits the only way
+a task can, by not being done when its step is over: a callback it schedules as it starts
+(:meth:`Fanout._relieve`) runs after that step, and finds the walk done, or hands it on. So a
+slow client only ever slows itself, until the :class:`SlowConsumerPolicy` closes it with 1013,
+and an idle chat holds no task but the readers. (The idea of websockets' ``broadcast()``,
+described in its "broadcast" topic, on ASGI.)
 
-Ordering: ``offer`` is synchronous, a member with a writer queues every later line behind it, and
-the outbox is first in, first out; so every member sees lines in the order they were offered.
+Why the task that starts a send must finish it: a server's ``send`` may bound its wait with
+``asyncio.timeout()`` or an anyio cancel scope, which cancel ``asyncio.current_task()`` when the
+time is up; started in one task and finished in another, such a send cancels the wrong one. On
+Python 3.12+ a courier starts eagerly (``eager_start``: its first step runs at once, as its own
+task), so a line usually reaches everyone before ``offer`` returns; before 3.12, at the next turn
+of the event loop, together with every line queued by then. Either way, a line costs one task,
+however many members it reaches.
 
-:class:`Fanout` is the engine's registry of members: the one policy, the one watchdog for sends
-that stay blocked, and the one place that drops a slow consumer. The tutorial chat's hub and the
-rooms of ``asgi-chat.v1`` both deliver through it.
+Ordering: the queue keeps the order of the offers, one courier at a time walks it, and a member
+with a send waiting takes later lines into its outbox, first in, first out; so every member sees
+its lines (a room's messages and its own replies alike) in the order they were offered.
+
+:class:`Fanout` is the engine's registry of members: the queue and its couriers, the one policy,
+the one watchdog for sends that stay blocked, and the one place that drops a slow consumer. The
+tutorial chat's hub and the rooms of ``asgi-chat.v1`` both deliver through it.
 """
 
 from __future__ import annotations
@@ -31,15 +48,16 @@ import asyncio
 import contextlib
 import enum
 import logging
+import sys
 from collections import deque
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from asgiref.typing import WebSocketSendEvent
 
 from ..asgi.errors import Disconnected, Refusal, TryAgainLater
-from ..asgi.sending import PendingSend
-from ..asgi.session import Session
+from ..asgi.session import Session, State
 from ..ops.metrics import Metrics
 from .policy import SlowConsumerPolicy
 
@@ -58,8 +76,26 @@ def outgoing(text: str) -> Outgoing:
     return Outgoing({"type": "websocket.send", "text": text, "bytes": None}, len(text.encode()))
 
 
+def offer(members: tuple[Member, ...], message: Outgoing) -> None:
+    """Offer ``message`` to each of ``members`` (of one fan-out), in this order; never waits."""
+    if members:  # a room or chat with nobody here has no fan-out to ask
+        members[0].fanout.offer(members, message)
+
+
+if sys.version_info >= (3, 12):
+
+    def _start(courier: Coroutine[Any, Any, None]) -> None:
+        # Eager: the first step runs now, with the courier as asyncio.current_task().
+        asyncio.Task(courier, loop=asyncio.get_running_loop(), eager_start=True)
+
+else:
+
+    def _start(courier: Coroutine[Any, Any, None]) -> None:
+        asyncio.get_running_loop().create_task(courier)
+
+
 class Flow(enum.Enum):
-    """A member's states: where the next line offered to it goes."""
+    """A member's states: where the next line that reaches it goes."""
 
     READY = "nothing waiting: a line goes out now"
     WAITING = "a send waits for room: lines queue in the outbox"
@@ -76,6 +112,7 @@ FLOW: Final[dict[tuple[Flow, str], Flow]] = {
 
 READY: Final = Flow.READY  # looked up once per recipient of every line
 WAITING: Final = Flow.WAITING
+OPEN: Final = State.OPEN
 
 
 class Member:
@@ -87,7 +124,6 @@ class Member:
     """
 
     __slots__ = (
-        "_pending",
         "_reader",
         "_writer",
         "fanout",
@@ -111,8 +147,7 @@ class Member:
         self.queued_bytes = 0
         self.send_started: float | None = None  # when the send now waiting began (WAITING only)
         self._reader: asyncio.Task[object] | None = None
-        self._writer: asyncio.Task[None] | None = None  # exists only while WAITING
-        self._pending: PendingSend | None = None  # the waiting send, until its writer takes it
+        self._writer: asyncio.Task[None] | None = None  # the courier that stays with a waiting send
 
     def _enter(self, event: str) -> None:
         self.state = FLOW[(self.state, event)]  # a KeyError here is a bug in this class
@@ -122,37 +157,30 @@ class Member:
         self.offer(outgoing(text))
 
     def offer(self, message: Outgoing) -> None:
-        """Send ``message`` now, queue it behind a waiting send, or ignore it once ended."""
-        if self.state is READY:
-            try:
-                rest = self.session.send_now(message.event)
-            except Exception as error:  # one member's failure must not end the fan-out
-                self._failed(error)
-                return
-            if rest is not None:
-                self._wait_for_room(rest)
-        elif self.state is WAITING:
-            self._enqueue(message)
+        """Queue ``message`` for this member alone, in order with every other line; never waits."""
+        if self.state is not Flow.ENDED:
+            self.fanout.offer((self,), message)
 
     def backlogged(self) -> bool:
-        """Half the outbox the policy allows is taken: a producer that can wait should wait."""
-        if self.outbox is None:
-            return False
-        policy = self.fanout.policy
-        return len(self.outbox) * 2 >= policy.max_messages or self.queued_bytes * 2 >= policy.max_bytes
+        """Half the outbox the policy allows is taken, counting the lines the fan-out has yet to
+        hand out (all of them may end up here): a producer that can wait should wait."""
+        fanout, policy = self.fanout, self.fanout.policy
+        waiting = len(self.outbox or ()) + len(fanout.lines)
+        waiting_bytes = self.queued_bytes + fanout.lines_bytes
+        return waiting * 2 >= policy.max_messages or waiting_bytes * 2 >= policy.max_bytes
 
     async def drained(self) -> None:
-        """Wait until nothing waits for this member any more (or it ended)."""
+        """Wait until the lines offered so far are handed out and nothing waits for this member
+        any more (or it ended)."""
+        await self.fanout.handed_out()
         while self.state is WAITING and self._writer is not None:
             await asyncio.wait((self._writer,))
 
-    def _wait_for_room(self, rest: PendingSend) -> None:
-        """The connection's buffer is full: a writer task finishes this send when there is room,
-        sends whatever queued behind it, and ends."""
+    def _wait_in(self, writer: asyncio.Task[None]) -> None:
+        """A send to this member has to wait, in ``writer``: lines queue behind it until it is done."""
         self._enter("send waits")
         self.send_started = asyncio.get_running_loop().time()
-        self._pending = rest
-        self._writer = asyncio.create_task(self._write(rest))
+        self._writer = writer
 
     def _enqueue(self, message: Outgoing) -> None:
         if self.outbox is None:
@@ -165,20 +193,19 @@ class Member:
         self.queued_bytes += message.size
         self.fanout.metrics.outbox_depth_max = max(self.fanout.metrics.outbox_depth_max, len(self.outbox))
 
-    async def _write(self, rest: PendingSend) -> None:
+    async def _write(self) -> None:
+        """The send that had to wait is done: send what queued behind it, in order, then READY."""
         loop = asyncio.get_running_loop()
-        self._pending = None
         try:
-            await rest
-            while self.outbox:
+            while self.outbox and self.session.state is OPEN:  # closed: as in the courier
                 message = self.outbox.popleft()
                 self.queued_bytes -= message.size
                 self.send_started = loop.time()
                 await self.session.send_event(message.event)
-        except Exception as error:  # as in offer
+        except Exception as error:  # as in the courier
             self._failed(error)
         finally:
-            # No await between the empty outbox above and this: the next offer sends at once.
+            # No await between the empty outbox above and this: the next line goes out at once.
             self.send_started = None
             self._writer = None
             if self.state is WAITING:
@@ -205,15 +232,12 @@ class Member:
             self._reader.cancel()
 
     def discard_outbox(self) -> None:
-        """Drop what is queued and stop the writer, if there is one."""
+        """Drop what is queued and stop the writer (and the send it waits on), if there is one."""
         if self.outbox is not None:
             self.outbox.clear()
         self.queued_bytes = 0
         if self._writer is not None:
             self._writer.cancel()
-        pending, self._pending = self._pending, None
-        if pending is not None:  # the writer never ran: nobody else will end that send
-            pending.abandon()
 
     async def __aenter__(self) -> Member:
         self._reader = asyncio.current_task()
@@ -221,33 +245,129 @@ class Member:
         return self
 
     async def __aexit__(self, error_type: type[BaseException] | None, error: object, traceback: object) -> None:
-        """Leave, and explain the fan-out's own cancellation of the reader.
+        """Leave, once the lines offered to it are handed out; explain the fan-out's own
+        cancellation of the reader.
 
         :meth:`end` cancelled the reader if it ENDED while we were in the block. That
         cancellation is ours to absorb, and to replace with the reason (:class:`TryAgainLater`,
         :class:`Disconnected`); any other, the server giving up on the app, goes on.
         ``Task.uncancel()`` returns how many cancellations remain: above 0, someone else's.
         """
-        reader, self._reader = self._reader, None
+        reader, self._reader = self._reader, None  # from here on, end() cancels nobody
         ours = error_type is asyncio.CancelledError and self.reason is not None
         if ours and reader is not None and reader.uncancel() > 0:
             ours = False
-        self.fanout.remove(self)
+        try:
+            if error_type is not asyncio.CancelledError and self.state is not Flow.ENDED:
+                await self.fanout.handed_out()  # a last reply (an error before a close) still goes
+        finally:
+            self.fanout.remove(self)
         if ours and self.reason is not None:
             raise self.reason from None
 
 
 class Fanout:
-    """Every member of the process: the slow-consumer policy, its watchdog, and drops."""
+    """Every member of the process, the queue of lines for them and its couriers; the
+    slow-consumer policy, its watchdog, and drops."""
 
     def __init__(self, policy: SlowConsumerPolicy, metrics: Metrics) -> None:
         self.policy = policy
         self.metrics = metrics
         self._members: dict[Member, None] = {}  # insertion-ordered set
         self._watchdog: asyncio.Task[None] | None = None
+        self.lines: deque[tuple[tuple[Member, ...], Outgoing]] = deque()  # offered, not yet handed out
+        self.lines_bytes = 0  # their sizes, each line counted once
+        self._walking = False  # a courier has the queue (or is about to start)
+        self._walked: asyncio.Future[None] | None = None  # for handed_out(), made on demand
+        # Where the courier is: its task, the line it walks, and the member whose send it is in.
+        self._walker: asyncio.Task[None] | None = None
+        self._line: tuple[tuple[Member, ...], Outgoing] | None = None
+        self._sending: Member | None = None
 
     def member(self, session: Session, label: str) -> Member:
         return Member(self, session, label)
+
+    def offer(self, members: tuple[Member, ...], message: Outgoing) -> None:
+        """Queue ``message`` for ``members``, in this order, and see that a courier takes it."""
+        if not members:
+            return
+        self.lines.append((members, message))
+        self.lines_bytes += message.size
+        if not self._walking:
+            self._walking = True
+            _start(self._courier())
+
+    async def handed_out(self) -> None:
+        """Wait until the queue is empty: each line sent, queued in an outbox, or ignored."""
+        if self._walking:
+            if self._walked is None:
+                self._walked = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._walked)
+
+    async def _courier(self) -> None:
+        """Take each queued line to its members, in order, until the queue is empty.
+
+        A send usually finishes without this task ever waiting. One that has to wait leaves the
+        rest of the step to :meth:`_relieve`, which gives the rest of the walk to a new courier;
+        this task finishes the send it started, as that member's writer.
+        """
+        courier = asyncio.current_task()
+        assert courier is not None
+        self._walker = courier
+        asyncio.get_running_loop().call_soon(self._relieve, courier)  # after this step
+        lines = self.lines
+        while lines:
+            members, message = self._line = lines.popleft()
+            self.lines_bytes -= message.size
+            for member in members:
+                if member.state is READY:
+                    session = member.session
+                    if session.state is not OPEN:
+                        continue  # closed: its reader knows, or will, and ends it
+                    self._sending = member
+                    try:
+                        await session.send_event(message.event)
+                    except Exception as error:  # one member's failure must not end the fan-out
+                        member._failed(error)
+                    if self._walker is not courier:  # that send had to wait: relieved, now its writer
+                        await member._write()
+                        return
+                elif member.state is WAITING:
+                    member._enqueue(message)
+        self._walk_ended()
+
+    def _relieve(self, courier: asyncio.Task[None]) -> None:
+        """Right after the courier's first step: if it is still walking, it waits in a send.
+
+        That send stays with the task that started it (``asyncio.timeout()``, anyio's cancel
+        scopes and the like cancel ``asyncio.current_task()``): the member is WAITING with the
+        courier as its writer. The rest of the line, and of the queue, go to a new courier.
+        """
+        if self._walker is not courier:
+            return  # the walk ended within the step: the usual case
+        member, line = self._sending, self._line
+        assert member is not None
+        assert line is not None
+        members, message = line
+        rest = members[members.index(member) + 1 :]
+        if rest:
+            self.lines.appendleft((rest, message))
+            self.lines_bytes += message.size
+        if member.state is READY and member.session.state is OPEN:
+            member._wait_in(courier)
+        else:  # ended or closed meanwhile: nobody wants that send any more
+            courier.cancel()
+        self._walker = None
+        if self.lines:
+            _start(self._courier())
+        else:
+            self._walk_ended()
+
+    def _walk_ended(self) -> None:
+        self._walking, self._walker, self._line, self._sending = False, None, None, None
+        walked, self._walked = self._walked, None
+        if walked is not None:
+            walked.set_result(None)
 
     def add(self, member: Member) -> None:
         self._members[member] = None

@@ -2,19 +2,29 @@
 
 ::
 
-    sender's reader ──broadcast──▶ broker ──▶ hub listener ──_deliver──▶ member.offer (fanout.py)
+    sender's reader ──broadcast──▶ broker ──▶ hub listener ──_deliver──▶ fanout.offer(members) (fanout.py)
 
 Every line goes through the broker, so with Redis one chat spans every process; the listener
-hands each line to every member's :meth:`~asgi_chat.engine.fanout.Member.offer`, which never
-waits. Ordering: ``_deliver`` is synchronous and offers run in order, so every member sees one
-sender's lines in the order the broker delivered them, which is publishing order.
+offers each line to every member at once (:meth:`~asgi_chat.engine.fanout.Fanout.offer`), which
+never waits. Ordering: ``_deliver`` is synchronous and the fan-out keeps the order of its offers,
+so every member sees one sender's lines in the order the broker delivered them, which is
+publishing order.
+
+Who is in the chat here is one engine :class:`~asgi_chat.engine.room.Room`, the class each room of
+``asgi-chat.v1`` is (rooms.py): its members by their label (``client #7``), how many connections
+each client id has (the id has left when its last one here has), and the snapshot ``_deliver``
+offers a line to. What stays apart from the rooms is the way a line travels, because the tutorial
+promises less: a line is live only, at most once, with no number, no history and no resume, so
+a broker carries it (publish and subscribe: brokers/; with Redis, this process's members get a
+line without waiting on Redis, brokers/redis.py), where a room's messages go through a store that
+numbers and keeps each one so that every member gets it exactly once, in order (stores/).
+Handing the tutorial's lines to a store would keep, number and replay lines nobody asks for.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from typing import Final
@@ -23,6 +33,7 @@ from ..asgi.errors import CloseCode
 from ..asgi.session import Session
 from .brokers import Broker
 from .fanout import Fanout, Member, cancel_and_wait, outgoing
+from .room import Room
 
 CHANNEL: Final = "asgi_chat"
 
@@ -34,9 +45,7 @@ class Hub:
         self.fanout = fanout
         self.broker = broker
         self.shutting_down = False
-        self._members: dict[Member, None] = {}  # insertion-ordered set
-        self._ids: Counter[int] = Counter()  # client id -> its connections in this process
-        self._snapshot: tuple[Member, ...] | None = ()  # copy-on-write view for _deliver; None: stale
+        self.room = Room()  # who is in the chat here, by label: "client #7" (engine/room.py)
         self._started = False
         self._on_demand = False  # started by a join rather than lifespan: stops with the last member
         self._start_lock = asyncio.Lock()
@@ -73,43 +82,35 @@ class Hub:
         the block leaves it, announced to the others (see _announces)."""
         return Membership(self, self.fanout.member(session, f"client #{client_id}"), client_id)
 
-    def _add(self, member: Member, client_id: int) -> None:
-        self._members[member] = None
-        self._snapshot = None
-        self._ids[client_id] += 1
+    def _add(self, member: Member) -> None:
+        self.room.seat(member, member.label)  # "client #7": the connections of one id share it
 
     async def _remove(self, member: Member, client_id: int) -> None:
-        del self._members[member]
-        self._snapshot = None
-        self._ids[client_id] -= 1
+        last = self.room.remove(member)  # the id's last connection here
         member.discard_outbox()
-        if self._announces(member, client_id):
+        if last and self._announces(member):
             await self.broadcast(f"Client #{client_id} left the chat")
-        if not self._members and self._on_demand:
+        if not self.room.users and self._on_demand:
             await self._stop_when_idle()
 
     async def _stop_when_idle(self) -> None:
         async with self._start_lock:  # a join that starts the hub meanwhile waits, then starts it anew
-            if self._started and self._on_demand and not self._members:
+            if self._started and self._on_demand and not self.room.users:
                 await self._resources.aclose()
                 self._started = False
 
-    def _announces(self, member: Member, client_id: int) -> bool:
+    def _announces(self, member: Member) -> bool:
         # Client ids are chosen by clients, so two connections may share one: a reconnecting page
         # whose old connection the server has not yet seen drop, or a duplicated tab. The id has
-        # left only when its last connection (in this process) has.
-        if self._ids[client_id]:
-            return False
-        del self._ids[client_id]
+        # left only when its last connection (in this process) has: Room.remove says when.
         # No farewells while the server shuts down: uvicorn closes every WebSocket with 1012
         # ("service restart") before it sends lifespan.shutdown, and nobody is left to tell.
         return not self.shutting_down and member.session.close_code != CloseCode.SERVICE_RESTART
 
     @property
     def members(self) -> tuple[Member, ...]:
-        if self._snapshot is None:
-            self._snapshot = tuple(self._members)
-        return self._snapshot
+        """The chat's live members here, as the immutable snapshot a line is offered to."""
+        return self.room.live
 
     # --- messages -------------------------------------------------------------------------
 
@@ -117,8 +118,9 @@ class Hub:
         """Send ``text`` to everyone in the chat, in every process the broker reaches.
 
         ``received_at`` (from ``Metrics.line_clock``, set for one line in 16) times this line
-        until its last local recipient's send: one slot, so a sampled line that never comes back
-        (dropped by the broker) is simply replaced by the next.
+        until it is handed to the fan-out for its local recipients (whose courier starts their
+        sends at once on Python 3.12+, at the next turn of the event loop before): one slot, so a
+        sampled line that never comes back (dropped by the broker) is simply replaced by the next.
         """
         if received_at is not None:
             self._timed = (text, received_at)
@@ -129,11 +131,9 @@ class Hub:
             self._deliver(text)
 
     def _deliver(self, text: str) -> None:
-        # No await in here: membership cannot change while this loop runs, and it iterates an
-        # immutable snapshot anyway, so a join or leave during a delivery is always safe.
-        message = outgoing(text)
-        for member in self.members:
-            member.offer(message)
+        # The members are an immutable snapshot (copy-on-write), taken once per line: a join or
+        # leave meanwhile makes a new one, and the fan-out keeps this one until the line is out.
+        self.fanout.offer(self.members, outgoing(text))
         # Once per line, not per recipient: a None check, unless this is the sampled line.
         if self._timed is not None and self._timed[0] == text:
             self.fanout.metrics.observe_line(time.monotonic() - self._timed[1])
@@ -156,7 +156,7 @@ class Membership:
 
     async def __aenter__(self) -> Member:
         await self.member.__aenter__()
-        self.hub._add(self.member, self.client_id)
+        self.hub._add(self.member)
         return self.member
 
     async def __aexit__(

@@ -2,51 +2,42 @@
 
 ::
 
-    say ──▶ store.append (offset, history, publish: one atomic step) ──▶ Rooms.message
-        ──▶ every live member of the room: member.offer(the msg frame, encoded once)   (fanout.py)
+    say ──▶ store.append (offset, history, publish: one atomic step) ─ returns ─▶ ack
+                  │ later, on a turn of the store's own (never within append)
+                  └──▶ Rooms.message ──▶ the room's live members, at once:
+                                         offer(live, the msg frame, encoded once)   (fanout.py)
 
-A room here is only its local side: the members of this process that joined it. Offsets,
-history, dedup and presence are the store's (engine/stores/), one truth for all who share it.
-A room with no member here is not held here at all, and holds no task.
+A say travels one way: the endpoint calls :meth:`Rooms.say`, which calls the store, which
+returns; the store tells this object what was published (:class:`~.stores.StoreListener`) from a
+turn of its own, never from inside a call the engine made (stores/__init__.py), and ``append``
+returns once that has happened, so the sender's ``ack`` follows its own ``msg``.
+
+A room here is only its local side, an engine :class:`~.room.Room` (the tutorial chat is one
+too: hub.py): the members of this process that joined it. Offsets, history, dedup and presence
+are the store's (engine/stores/), one truth for all who share it. A room with no member here is
+not held here at all, and holds no task.
 
 Joining, without losing or doubling a line: the new member's seat first *buffers* what the room
 publishes, then the store is entered and its window read, then the member gets ``joined``, the
 replay (engine/replay.py) and whatever the buffer holds beyond the replay, in offset order; only
-then does it go live. With the memory store nothing can be published in between, but with a
-store on the network it can, and the buffer is what makes that safe.
+then does it go live. The store tells its listener on turns of its own, and a store on the
+network publishes whenever it likes: the buffer is what makes either safe.
+
+The rooms' answers are sent here, through the member's outbox, in order with the room's
+messages: ``joined`` before the replay, ``ack`` after the sender's own ``msg``, and ``history``
+(the frames the store kept, each encoded once when it was said).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from ..endpoints import protocol
-from ..ops.settings import Settings
-from .fanout import Member, Outgoing, outgoing
+from . import frames
+from .fanout import Member, Outgoing, offer, outgoing
 from .replay import Stored, Window, plan, want
+from .room import Buffer, Room
 from .stores import RoomStore
-
-Buffer = deque[tuple[int, Outgoing]]  # what reaches a room while a member joins: (offset, frame), 0: presence
-
-
-@dataclass(slots=True)
-class Room:
-    """This process's members of one room."""
-
-    users: dict[Member, str] = field(default_factory=dict)  # member -> its user name
-    live: tuple[Member, ...] = ()  # the members messages go straight to (a snapshot)
-    # Members still joining: what reaches the room meanwhile, as (offset, frame), 0 for presence.
-    joining: dict[Member, Buffer] = field(default_factory=dict)
-
-    def go_live(self, member: Member) -> None:
-        self.joining.pop(member, None)
-        self.live = (*self.live, member)
-
-    def remove(self, member: Member) -> None:
-        self.users.pop(member, None)
-        self.joining.pop(member, None)
-        self.live = tuple(other for other in self.live if other is not member)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +51,9 @@ class JoinRequest:
 class Rooms:
     """Every room of the process, over one store. The store's listener is this object."""
 
-    def __init__(self, store: RoomStore, settings: Settings) -> None:
+    def __init__(self, store: RoomStore, replay_max: int) -> None:
         self.store = store
-        self.settings = settings
+        self.replay_max = replay_max  # a resume replays at most this many (ASGI_CHAT_REPLAY_MAX)
         self._rooms: dict[str, Room] = {}
         self._open = False
 
@@ -84,10 +75,9 @@ class Rooms:
         local = self._rooms.get(room)
         if local is None:
             return
-        # No await in here, as in the tutorial hub: one frame, encoded once, offered to each.
+        # No await in here, as in the tutorial hub: one frame, encoded once, offered to all.
         message = outgoing(stored.frame)
-        for member in local.live:
-            member.offer(message)
+        offer(local.live, message)
         for buffer in local.joining.values():
             buffer.append((stored.offset, message))
 
@@ -95,7 +85,7 @@ class Rooms:
         local = self._rooms.get(room)
         if local is None:
             return
-        message = outgoing(protocol.presence(room, user, event))
+        message = outgoing(frames.presence(room, user, event))
         for member, name in local.users.items():
             if name == user:  # to the room's *other* members: the joiner's own list says it all
                 continue
@@ -106,11 +96,11 @@ class Rooms:
                 buffer.append((0, message))
 
     def gap(self, room: str, first: int, last: int, reason: str) -> None:
-        self._tell(room, protocol.gap(room, first, last, reason))
+        self._tell(room, frames.gap(room, first, last, reason))
 
     def reset(self, room: str, epoch: str, offset: int) -> None:
         # Not to members still joining: their window, read in the new epoch, says so already.
-        self._tell(room, protocol.reset(room, epoch, offset), joining_too=False)
+        self._tell(room, frames.reset(room, epoch, offset), joining_too=False)
 
     def _tell(self, room: str, frame: str, *, joining_too: bool = True) -> None:
         """A frame for every member of the room here, in order with its messages."""
@@ -118,8 +108,7 @@ class Rooms:
         if local is None:
             return
         message = outgoing(frame)
-        for member in local.live:
-            member.offer(message)
+        offer(local.live, message)
         for buffer in local.joining.values() if joining_too else ():
             buffer.append((0, message))
 
@@ -128,21 +117,20 @@ class Rooms:
     async def join(self, member: Member, user: str, request: JoinRequest) -> None:
         """Seat ``member`` in the room and send ``joined``, the replay, then live messages."""
         local = self._rooms.setdefault(request.room, Room())
-        local.users[member] = user
-        local.joining[member] = deque()
+        local.seat(member, user, joining=True)
         try:
             presence = await self.store.enter(request.room, user)
         except BaseException:
             self._unseat(request.room, local, member)
             raise
         try:
-            after, limit = want(request.since[1] if request.since else None, request.history, self.settings.replay_max)
+            after, limit = want(request.since[1] if request.since else None, request.history, self.replay_max)
             window = await self.store.window(request.room, after, limit)
         except BaseException:
             self._unseat(request.room, local, member)
             await self.store.exit(request.room, user)
             raise
-        member.send(protocol.joined(request.room, window.epoch, window.top, presence, request.request_id))
+        member.send(frames.joined(request.room, window.epoch, window.top, presence, request.request_id))
         await self._replay(member, request, window, local.joining.get(member, deque()))
         local.go_live(member)
 
@@ -150,9 +138,9 @@ class Rooms:
         """The replay's gaps and messages, then what was published while joining, once each."""
         replay = plan(window, request.since)
         if replay.reset:
-            member.send(protocol.reset(request.room, window.epoch, window.top))  # then live: top + 1 on
+            member.send(frames.reset(request.room, window.epoch, window.top))  # then live: top + 1 on
         for gap in replay.gaps:
-            member.send(protocol.gap(request.room, gap.first, gap.last, gap.reason))
+            member.send(frames.gap(request.room, gap.first, gap.last, gap.reason))
         for stored in replay.messages:
             await _paced(member, outgoing(stored.frame))
         while buffered:  # what came while joining, and while the replay waited for the client
@@ -171,11 +159,22 @@ class Rooms:
         if not local.users:
             del self._rooms[room]
 
-    async def say(self, room: str, user: str, text: str, say_id: str | None) -> tuple[int, bool]:
-        return await self.store.append(room, user, text, say_id)
+    async def say(self, member: Member, user: str, room: str, text: str, say_id: str | None) -> None:
+        """Publish ``text`` in ``room`` and answer ``member`` with its offset (``ack``).
 
-    async def history(self, room: str, before: int, limit: int) -> list[str]:
-        return [stored.frame for stored in await self.store.before(room, before, limit)]
+        The store's listener (:meth:`message`) offers the ``msg`` to every member here, the
+        sender among them, before ``append`` returns (on Redis within a bound: stores/redis.py);
+        the ``ack`` goes after it, through the same outbox, so a client gets its own ``msg``
+        first. A say id used again gets the first offset's ``ack`` alone (nothing was published).
+        """
+        offset, _ = await self.store.append(room, user, text, say_id)
+        member.send(frames.ack(room, offset, say_id))
+
+    async def history(self, member: Member, room: str, before: int, limit: int, request_id: str | None) -> None:
+        """Answer ``member`` with the room's retained messages before ``before``: their frames as
+        stored, each encoded once when it was said, in one ``history`` frame."""
+        messages = await self.store.before(room, before, limit)
+        member.send(frames.history(room, [stored.frame for stored in messages], request_id))
 
 
 async def _paced(member: Member, message: Outgoing) -> None:

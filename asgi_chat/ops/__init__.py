@@ -1,3 +1,4 @@
-"""Defences and operations: security.py and credentials.py (origin, credentials, limits),
-settings.py (``ASGI_CHAT_*``), logs.py (redaction), trace.py (every ASGI message printed),
-metrics.py, deferred.py (``asgi_chat.app``), cli.py (``python -m asgi_chat``)."""
+"""Defences and operations: security.py (origin, credentials, limits), forwarded.py (proxy
+headers), settings.py (``ASGI_CHAT_*``), logs.py (redaction), trace.py (every ASGI message
+printed), metrics.py, deferred.py (``asgi_chat.app``). It imports only itself, the endpoints,
+the engine and asgi/ (tests/unit/test_layers.py)."""

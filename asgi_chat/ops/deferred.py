@@ -24,7 +24,7 @@ from ..engine.brokers import BrokerUnavailable
 logger = logging.getLogger("asgi_chat")
 
 # What building the app raises for a configuration it cannot use: SettingsError (a ValueError),
-# ValueError for a broker URL's scheme, ImportError when the Redis extra is not installed.
+# ValueError for a Redis URL it cannot use, ImportError when the Redis extra is not installed.
 CONFIGURATION_ERRORS = (ValueError, ImportError, BrokerUnavailable)
 
 

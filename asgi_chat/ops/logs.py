@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import unquote_plus
 
-from .credentials import REVEALING_PATTERNS, is_secret_name
+from ..endpoints.credentials import REVEALING_PATTERNS, is_secret_name
 
 LOG_CONFIG_PATH: Final = Path(__file__).with_name("logging.json")
 REDACTED: Final = "[redacted]"

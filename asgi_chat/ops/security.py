@@ -1,6 +1,6 @@
 """The defences, each a small object decided in one place: origin, credentials, rate, size, connections.
 
-Where a credential travels is credentials.py's to say; here is only whether one is accepted.
+Where a credential travels is endpoints/credentials.py's to say; here is only whether one is accepted.
 
 docs/security.md explains the threat each one answers, its default and the test that proves it.
 """
@@ -14,9 +14,11 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Final
 
 from ..asgi.errors import MessageTooBig, PolicyViolation, TryAgainLater
 from ..asgi.parsing import Origin, header_values, parse_origin, request_origin
+from .logs import redact
 from .settings import SettingsError
 
 logger = logging.getLogger("asgi_chat")
@@ -51,7 +53,9 @@ class OriginPolicy:
         try:
             origin = parse_origin(text)
         except ValueError:
-            raise PolicyViolation(f"origin not allowed: {text[:80]!r}") from None
+            # The reason goes to the client too (the denial's body): an Origin it quotes that
+            # carries a token keeps it no more than the log line does.
+            raise PolicyViolation(redact(f"origin not allowed: {text[:80]!r}")) from None
         if origin in self.allowed or origin == _own_origin(headers, scheme):
             return
         raise PolicyViolation(f"origin not allowed: {origin}")
@@ -117,9 +121,22 @@ def _digest(token: str) -> bytes:
 
 
 class InboundGuard:
-    """Per-connection limits on what a client sends: size (1009) and rate (a token bucket, 1008)."""
+    """Per-connection limits on what a client sends: size (1009) and rate (a token bucket, 1008).
+
+    The rate is the client's, not the app's: ASGI hands the app no arrival time, only the next
+    message when the app asks for it, so after the server was busy (another client's burst, a
+    long history page) an honest client's queued messages are read back to back and look like
+    one burst. The bucket therefore tells the two cases apart by whether the message was already
+    waiting (``queued``: the receive returned without waiting for the client): while the app is
+    behind, the tokens its own delay earned are kept beyond ``burst`` (up to ``STALL_CREDIT``
+    seconds' worth), so the messages read late pass as they would have on arrival; once a
+    receive waits for the client again, the app has caught up and the cap of ``burst`` applies.
+    A flood still gets no more than ``rate`` per second on average: each message takes a token.
+    """
 
     __slots__ = ("_clock", "_last", "_tokens", "burst", "max_bytes", "rate")
+
+    STALL_CREDIT: Final = 30.0  # seconds of the app's own delay forgiven at most
 
     def __init__(self, max_bytes: int, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.max_bytes = max_bytes
@@ -129,15 +146,16 @@ class InboundGuard:
         self._tokens = float(self.burst)
         self._last = clock()
 
-    def admit(self, payload: str | bytes) -> None:
+    def admit(self, payload: str | bytes, queued: bool = False) -> None:
         if self.max_bytes and _utf8_size_over(payload, self.max_bytes):
             raise MessageTooBig(f"message too big: the limit is {self.max_bytes} bytes")
-        if self.rate and not self._take():
+        if self.rate and not self._take(queued):
             raise PolicyViolation(f"too many messages: the limit is {self.rate:g} per second")
 
-    def _take(self) -> bool:
+    def _take(self, queued: bool) -> bool:
         now = self._clock()
-        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+        cap = self.burst + self.STALL_CREDIT * self.rate if queued else self.burst
+        self._tokens = min(cap, self._tokens + (now - self._last) * self.rate)
         self._last = now
         if self._tokens < 1:
             return False

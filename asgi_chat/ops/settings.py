@@ -1,7 +1,8 @@
 """Settings: one frozen dataclass, read from ``ASGI_CHAT_*`` environment variables by :func:`from_env`.
 
 The environment is a parameter, not a global, so a test builds any configuration it likes:
-``from_env({"ASGI_CHAT_RATE_PER_SECOND": "0"})``. Every numeric limit turns off with 0.
+``from_env({"ASGI_CHAT_RATE_PER_SECOND": "0"})``. Every numeric limit turns off with 0. A setting
+that was renamed is still read by its old name while the new one is unset (:data:`RENAMED`).
 """
 
 from __future__ import annotations
@@ -50,6 +51,17 @@ def _words(text: str) -> tuple[str, ...]:
 
 def _optional(text: str) -> str | None:
     return text.strip() or None
+
+
+STATE_SCHEMES = ("memory", "redis", "rediss")
+
+
+def _state_url(text: str) -> str:
+    url = text.strip()
+    scheme, separator, _ = url.partition("://")
+    if not separator or scheme.lower() not in STATE_SCHEMES:
+        raise ValueError
+    return url
 
 
 def setting(default: Any, parse: Callable[[str], object], expects: str, help: str, group: str) -> Any:
@@ -130,17 +142,23 @@ class Settings:
         "on Redis: a process silent this long (killed, host lost) has its users announced as left",
         ROOMS,
     )
-    broker_url: str = setting(
+    state_url: str = setting(
         "memory://",
-        str.strip,
-        "a URL: memory:// or redis://host:port/db",
+        _state_url,
+        "memory:// or redis://[[user]:password@]host[:port][/db] (rediss:// for TLS)",
         "where shared state lives: `memory://` (this process alone) or a Redis URL (every process that "
-        "names it is one chat, rooms included; its password is shown as `***` in logs)",
+        "names it is one chat, rooms included, over one pub/sub connection each; its password is shown "
+        "as `***` in logs)",
         PLUMBING,
     )
     trace: bool = setting(
         False, _bool, "1/0, true/false, yes/no or on/off", "print every ASGI message (see Operations)", PLUMBING
     )
+
+
+# Old name -> new name of each renamed setting. The old one is read while the new one is unset,
+# and its use is logged once per process, so that a deployment keeps working and is told to move.
+RENAMED: Mapping[str, str] = {f"{PREFIX}BROKER_URL": f"{PREFIX}STATE_URL"}
 
 
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:
@@ -149,7 +167,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     A value that does not parse raises :class:`SettingsError` naming the variable, its value and
     what it expects, so a typo in a deployment fails at start-up instead of running with a
     surprising default; an unknown ``ASGI_CHAT_*`` name (a misspelt one) is logged as a warning,
-    once per process.
+    once per process, and so is an old name of a renamed setting (:data:`RENAMED`).
     """
     environ = os.environ if environ is None else environ
     fields = {PREFIX + spec.name.upper(): spec for spec in dataclasses.fields(Settings)}
@@ -157,10 +175,13 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     for name, raw in environ.items():
         if not name.startswith(PREFIX):
             continue
-        if name not in fields:
+        if name in RENAMED:
+            if not _read_old_name(name, environ):
+                continue
+        elif name not in fields:
             _warn_unknown(name)
             continue
-        spec = fields[name]
+        spec = fields[RENAMED.get(name, name)]
         try:
             values[spec.name] = spec.metadata["parse"](raw)
         except ValueError:
@@ -175,3 +196,15 @@ def _warn_unknown(name: str) -> None:
     if name not in _warned:
         _warned.add(name)
         logger.warning("ignoring unknown setting %s", name)
+
+
+def _read_old_name(name: str, environ: Mapping[str, str]) -> bool:
+    """Whether to read ``name``, the old name of a setting: only while its new name is unset."""
+    new = RENAMED[name]
+    if name not in _warned:
+        _warned.add(name)
+        if new in environ:
+            logger.warning("ignoring %s, the old name of %s, which is set too", name, new)
+        else:
+            logger.warning("%s is deprecated: it is read as %s, its new name; set that instead", name, new)
+    return new not in environ

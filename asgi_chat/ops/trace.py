@@ -48,7 +48,7 @@ from asgiref.typing import (
 )
 
 from ..asgi.parsing import header_values, parse_cookies, parse_query
-from .credentials import secret_values
+from ..endpoints.credentials import secret_values
 from .logs import REDACTED, redact
 
 logger = logging.getLogger("asgi_chat.trace")
@@ -226,7 +226,7 @@ class Redactor:
 
     @classmethod
     def for_scope(cls, scope: Scope) -> Redactor:
-        """Every value of the scope that credentials.py counts as a credential."""
+        """Every value of the scope that endpoints/credentials.py counts as a credential."""
         if scope["type"] == "lifespan":
             return cls()
         cookies = parse_cookies(header_values(scope["headers"], b"cookie"))

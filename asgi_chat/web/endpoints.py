@@ -1,46 +1,67 @@
 """The HTTP endpoints: the pages, their assets, ``/healthz`` and ``/metrics``.
 
 Each is ``async def endpoint(request, ctx) -> Response``: plain values in, a plain value out;
-asgi/app.py sends the response.
+the app (asgi/app.py) sends the response. :class:`WebContext` says what they use of the app's
+context (asgi_chat/context.py's ``Context`` is one).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from http import HTTPStatus
+from typing import Protocol
 
+from ..asgi.app import HttpRequest
 from ..asgi.responses import Response, json_response, not_found
-from ..asgi.routing import PathParams
-from ..context import Context
-from ..ops.metrics import TEXT_FORMAT
+from ..engine.hub import Hub
+from ..engine.rooms import Rooms
+from .assets import Assets
+
+
+class Figures(Protocol):
+    """The app's counters as ``/healthz`` shows them (ops/metrics.py's Metrics)."""
+
+    def as_dict(self) -> dict[str, object]: ...
+
+
+class MetricsPage(Protocol):
+    """``/metrics``' body and its media type (ops/metrics.py's Exposition)."""
+
+    @property
+    def content_type(self) -> str: ...
+
+    def render(self) -> bytes: ...
+
+
+class WebContext(Protocol):
+    """What the HTTP endpoints use of the app's context."""
+
+    @property
+    def assets(self) -> Assets: ...
+    @property
+    def hub(self) -> Hub: ...
+    @property
+    def rooms(self) -> Rooms: ...
+    @property
+    def metrics(self) -> Figures: ...
+    @property
+    def exposition(self) -> MetricsPage: ...
+
 
 # path -> file: the tutorial's three pages.
 PAGES = {"/": "chat.html", "/echo": "echo.html", "/items": "items.html", "/chat": "rooms.html"}
 
 
-@dataclass(frozen=True)
-class HttpRequest:
-    path: str
-    method: str
-    headers: Iterable[tuple[bytes, bytes]]
-    params: PathParams
-
-
-HttpEndpoint = Callable[[HttpRequest, Context], Awaitable[Response]]
-
-
-async def page(request: HttpRequest, ctx: Context) -> Response:
+async def page(request: HttpRequest, ctx: WebContext) -> Response:
     return ctx.assets.response(PAGES[request.path], request.headers) or not_found()
 
 
-async def asset(request: HttpRequest, ctx: Context) -> Response:
+async def asset(request: HttpRequest, ctx: WebContext) -> Response:
     name = request.path.rpartition("/")[2]
     return ctx.assets.response(name, request.headers) or not_found()
 
 
-async def healthz(request: HttpRequest, ctx: Context) -> Response:
+async def healthz(request: HttpRequest, ctx: WebContext) -> Response:
     """200 while the app can serve its chats; 503 while the broker or the rooms' store is down.
 
     The figures are this worker's (``pid`` says which one answered); ``/metrics`` adds workers up.
@@ -58,6 +79,6 @@ async def healthz(request: HttpRequest, ctx: Context) -> Response:
     return json_response(HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE, body)
 
 
-async def metrics(request: HttpRequest, ctx: Context) -> Response:
+async def metrics(request: HttpRequest, ctx: WebContext) -> Response:
     body = ctx.exposition.render()
-    return Response(HTTPStatus.OK, body, TEXT_FORMAT, ((b"cache-control", b"no-store"),))
+    return Response(HTTPStatus.OK, body, ctx.exposition.content_type, ((b"cache-control", b"no-store"),))

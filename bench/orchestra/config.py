@@ -75,7 +75,7 @@ SERVERS = (
 FLOOR_SCENARIOS = ("fanout", "idle")
 
 # The scale-out scenario's two configurations of asgi_chat (A and B), both with SERVER_ENV; A also
-# gets ASGI_CHAT_BROKER_URL for the redis-server started for its run.
+# gets ASGI_CHAT_STATE_URL for the redis-server started for its run.
 SCALEOUT = (
     Server(
         "redis-2w",

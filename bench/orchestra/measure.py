@@ -38,7 +38,7 @@ def run_one(server: Server, case: Case, deflate: bool, rep: int, sizes: Sizes) -
         if server.name.startswith("redis-2w"):
             redis = RedisProcess(tag, case.server_cpus)
             redis.wait_ready()
-            extra_env["ASGI_CHAT_BROKER_URL"] = redis.url
+            extra_env["ASGI_CHAT_STATE_URL"] = redis.url
             companions[redis.pid] = "redis-server"
             record["broker_url"] = redis.url
         proc = ServerProcess(server, tag, case.server_cpus, extra_env, companions)

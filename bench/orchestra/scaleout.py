@@ -63,7 +63,7 @@ def scaleout_intro(sizes: Sizes, a: Server, b: Server) -> list[str]:
         f"({sizes.fanout_size} B messages, window {sizes.window}, {sizes.fanout_seconds:g} s), permessage-deflate "
         "not offered (the question is the broker; deflate would add the same per-copy cost to both). "
         f"**A**: `uvicorn asgi_chat:app --workers {SCALEOUT_WORKERS}` with "
-        "`ASGI_CHAT_BROKER_URL=redis://127.0.0.1:PORT/0` and a redis-server 7 of its own, started for each "
+        "`ASGI_CHAT_STATE_URL=redis://127.0.0.1:PORT/0` and a redis-server 7 of its own, started for each "
         "run (`--save '' --appendonly no`, 127.0.0.1, a free port). **B**: one asgi_chat process with the "
         "memory broker, the server of fanout-1000. Both have the options and the security limits (off) of "
         f"the runs above. A and B alternate, {sizes.scaleout_pairs} of each per repetition (A B, then B A), "

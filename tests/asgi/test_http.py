@@ -7,11 +7,11 @@ import json
 import pytest
 
 from asgi_chat import ChatApp
-from asgi_chat.asgi.app import HTTP_ROUTES
+from asgi_chat.asgi.app import HttpRequest
 from asgi_chat.asgi.responses import Response, text
 from asgi_chat.asgi.routing import Route
+from asgi_chat.composition import HTTP_ROUTES
 from asgi_chat.context import Context
-from asgi_chat.web.endpoints import HttpRequest
 from tests.helpers import WebSocketClient, http_get
 
 PAGES = {

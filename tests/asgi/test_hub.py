@@ -242,7 +242,7 @@ async def test_a_line_still_on_its_way_when_someone_joins_reaches_them_too() -> 
 
 
 async def test_each_recipient_of_a_line_sent_at_once_is_counted_once() -> None:
-    # Every send here finishes at once, so each delivery takes Session.send_now's fast path.
+    # Every send here finishes at once: one courier delivers the line to each, never waiting.
     app = create_app(Settings())
     clients = [chatter(app, n) for n in range(1, 5)]
     for client in clients:
@@ -317,3 +317,17 @@ async def test_without_lifespan_a_chat_whose_broker_is_down_is_refused_before_ac
         "reason": "chat unavailable: its message broker cannot be reached",
     }
     assert "chat unavailable: cannot use Redis at redis://:***@10.9.9.9:6379/0" in caplog.text
+
+
+async def test_a_member_whose_peer_left_while_a_line_for_it_was_queued_ends_quietly() -> None:
+    # Its "You wrote" is still in the fan-out's queue when the server hands its reader the
+    # disconnect, and the courier reaches it while the reader is announcing the leave: the
+    # closed session is skipped, so the reader ends as it would anyway, not cancelled midway.
+    app = create_app(Settings(rate_per_second=0))
+    connect: dict[str, Any] = {"type": "websocket.connect"}
+    line: dict[str, Any] = {"type": "websocket.receive", "text": "bye", "bytes": None}
+    scripts = [[connect], [connect], [connect, line], [connect]]
+    clients = [WebSocketClient(app, f"/ws/{n}", script=script, then_gone=True) for n, script in enumerate(scripts)]
+    for client in clients:
+        await client.finished()  # "the app ended cancelled" if its reader was cancelled as it left
+    assert app.ctx.hub.members == ()

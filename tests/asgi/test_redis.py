@@ -1,5 +1,6 @@
 """The Redis broker in one event loop against a real redis-server: two brokers (or two apps) in
-one loop stand for two processes. Outages are real: the server is killed, or stopped with SIGSTOP.
+one loop stand for two processes, each broker on a link of its own (engine/redis_link.py). Outages
+are real: the server is killed, or stopped with SIGSTOP.
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ from redis.asyncio import Redis
 from asgi_chat import ChatApp, Settings, create_app
 from asgi_chat.asgi.errors import CloseCode
 from asgi_chat.engine.brokers import BrokerUnavailable
-from asgi_chat.engine.brokers.redis import RedisBroker, Timing
+from asgi_chat.engine.brokers.redis import RedisBroker
+from asgi_chat.engine.link_policy import Timing
+from asgi_chat.engine.redis_link import RedisLink
+from asgi_chat.engine.stores.redis import RedisStore
 from tests.helpers import TIMEOUT, WebSocketClient, free_port, wait_until, websocket_scope
 from tests.redis_support import RedisServer, running_redis
 
@@ -34,7 +38,7 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 
 @asynccontextmanager
 async def opened(url: str) -> AsyncIterator[RedisBroker]:
-    broker = RedisBroker(url, FAST)
+    broker = RedisBroker(RedisLink(url, FAST))
     await broker.open()
     try:
         yield broker
@@ -122,8 +126,8 @@ async def test_killed_redis_keeps_local_delivery_and_resubscribes(
         assert await next_of(at_a) == "after"  # and a does not hear itself
 
     messages = [record.getMessage() for record in caplog.records]
-    assert sum(m.startswith("redis broker down") for m in messages) == 2, messages  # once per broker
-    assert sum(m.startswith("redis broker up again") for m in messages) == 2, messages
+    assert sum(m.startswith("Redis down") for m in messages) == 2, messages  # once per link: a process each
+    assert sum(m.startswith("Redis up again") for m in messages) == 2, messages
 
 
 async def pings_served(client: Redis, count: int) -> None:
@@ -153,7 +157,9 @@ async def test_backoff_starts_short_again_after_a_recovery(
     redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, "asgi_chat")
-    broker = RedisBroker(redis_server.url, Timing(timeout=0.5, idle_ping=0.1, backoff_first=0.02, backoff_cap=2))
+    broker = RedisBroker(
+        RedisLink(redis_server.url, Timing(timeout=0.5, idle_ping=0.1, backoff_first=0.02, backoff_cap=2))
+    )
     await broker.open()
     try:
         redis_server.kill()
@@ -251,7 +257,7 @@ async def test_a_full_queue_drops_cross_process_copies(redis_server: RedisServer
 
 async def test_unreachable_redis_names_the_url_without_password() -> None:
     port = free_port()  # nothing listens there
-    broker = RedisBroker(f"redis://:s3cret@127.0.0.1:{port}/0", FAST)
+    broker = RedisBroker(RedisLink(f"redis://:s3cret@127.0.0.1:{port}/0", FAST))
     with pytest.raises(BrokerUnavailable) as raised:
         await broker.open()
     message = str(raised.value)
@@ -265,11 +271,11 @@ async def test_unreachable_redis_names_the_url_without_password() -> None:
 @pytest.mark.redis
 async def test_wrong_password_says_to_check_it(tmp_path: Path) -> None:
     with running_redis(tmp_path, password="right") as server:
-        broker = RedisBroker(server.url.replace(":right@", ":wrong@"), FAST)
+        broker = RedisBroker(RedisLink(server.url.replace(":right@", ":wrong@"), FAST))
         with pytest.raises(BrokerUnavailable) as raised:
             await broker.open()
     message = str(raised.value)
-    assert "check the user name and password in ASGI_CHAT_BROKER_URL" in message
+    assert "check the user name and password in ASGI_CHAT_STATE_URL" in message
     assert "wrong" not in message.replace("WRONGPASS", "")
 
 
@@ -283,9 +289,9 @@ async def test_rediss_with_a_password(tmp_path: Path) -> None:
 
 
 async def test_invalid_url_is_refused_with_the_password_hidden() -> None:
-    broker = RedisBroker("redis://:s3cret@127.0.0.1:notaport/0", FAST)
-    with pytest.raises(ValueError, match=r"ASGI_CHAT_BROKER_URL=redis://:\*\*\*@127.0.0.1:notaport/0"):
-        await broker.open()
+    # Refused as the link is made, so by create_app: `python -m asgi_chat` says so before it starts.
+    with pytest.raises(ValueError, match=r"ASGI_CHAT_STATE_URL=redis://:\*\*\*@127.0.0.1:notaport/0"):
+        RedisLink("redis://:s3cret@127.0.0.1:notaport/0", FAST)
 
 
 # --- two apps, one chat ------------------------------------------------------------------------
@@ -293,7 +299,8 @@ async def test_invalid_url_is_refused_with_the_password_hidden() -> None:
 
 @asynccontextmanager
 async def started(settings: Settings) -> AsyncIterator[ChatApp]:
-    app = create_app(settings, broker=RedisBroker(settings.broker_url, FAST))
+    link = RedisLink(settings.state_url, FAST)  # one per app, as create_app makes it, with quick timing
+    app = create_app(settings, broker=RedisBroker(link), store=RedisStore(link, settings))
     await app.startup()
     try:
         yield app
@@ -303,7 +310,7 @@ async def started(settings: Settings) -> AsyncIterator[ChatApp]:
 
 @pytest.mark.redis
 async def test_two_apps_share_one_chat(redis_server: RedisServer) -> None:
-    settings = Settings(broker_url=redis_server.url)
+    settings = Settings(state_url=redis_server.url)
     async with started(settings) as app_a, started(settings) as app_b:
         one, two = WebSocketClient(app_a, "/ws/1"), WebSocketClient(app_b, "/ws/2")
         await one.accept()
@@ -336,8 +343,8 @@ class StuckClient:
 @pytest.mark.redis
 async def test_messages_from_redis_meet_the_slow_consumer_policy(redis_server: RedisServer) -> None:
     async with (
-        started(Settings(broker_url=redis_server.url, outbox_max_messages=2, send_timeout=0)) as app_a,
-        started(Settings(broker_url=redis_server.url)) as app_b,
+        started(Settings(state_url=redis_server.url, outbox_max_messages=2, send_timeout=0)) as app_a,
+        started(Settings(state_url=redis_server.url)) as app_b,
     ):
         stuck = StuckClient(app_a, 1)
         await wait_until(lambda: len(app_a.ctx.hub.members) == 1)

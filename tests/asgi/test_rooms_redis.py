@@ -22,8 +22,8 @@ import pytest
 from redis.asyncio import Redis
 
 from asgi_chat import ChatApp, Settings, create_app
-from asgi_chat.endpoints import protocol
-from asgi_chat.engine.brokers.redis import Timing
+from asgi_chat.engine.link_policy import Timing
+from asgi_chat.engine.redis_link import RedisLink
 from asgi_chat.engine.stores.redis import RedisStore
 from tests.helpers import TIMEOUT, wait_until
 from tests.redis_support import RedisServer, running_redis
@@ -46,7 +46,7 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 async def started(url: str, **settings: Any) -> AsyncIterator[tuple[ChatApp, RedisStore]]:
     """An app whose rooms live in the Redis at ``url`` (its tutorial chat in memory), and its store."""
     config = Settings(**{"rate_per_second": 0, **settings})
-    store = RedisStore(url, config, protocol.msg, FAST)
+    store = RedisStore(RedisLink(url, FAST), config)
     app = create_app(config, store=store)
     await app.startup()
     try:
@@ -351,9 +351,9 @@ async def oldest_offset(admin: Redis) -> int:
 
 
 def came_up(caplog: pytest.LogCaptureFixture, user: str) -> int:
-    """How many times the store whose URL starts with ``user`` logged that Redis was back."""
+    """How many times the link whose URL starts with ``user`` logged that Redis was back."""
     shown = user.replace(":pw@", ":***@")
-    return sum(record.getMessage().startswith(f"rooms on Redis up again at {shown}") for record in caplog.records)
+    return sum(record.getMessage().startswith(f"Redis up again at {shown}") for record in caplog.records)
 
 
 async def test_a_pubsub_drop_mid_burst_is_filled_from_the_stream_without_a_hole(

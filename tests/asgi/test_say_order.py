@@ -1,25 +1,33 @@
 """One order for a ``say``'s answers, on both stores: the sender gets its own ``msg``, then its ``ack``.
 
 Why this order (engine/stores/__init__.py): it is the one both stores can keep. The memory store
-hands the message to every member within ``append``; on Redis the message comes back through the
-room's pub/sub subscription, later than the script's reply or sooner, and the say waits until it
-has (engine/stores/feed.py, ``Feed.reached``). The other order could only be kept by holding the
-sender's own copy back while the others get theirs.
+hands the message to every member on a step of its own on the event loop, which ``append`` waits
+for; on Redis the message comes back through the room's pub/sub subscription, later than the
+script's reply or sooner, and the say waits until it has (engine/stores/feed.py,
+``Feed.reached``). The other order could only be kept by holding the sender's own copy back while
+the others get theirs.
+
+And one way for a say, on both stores: the store never calls the rooms back from inside the say,
+and a say that fails (a text with no UTF-8) takes no offset.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import pytest
 
 from asgi_chat import ChatApp, Settings, create_app
-from asgi_chat.endpoints import protocol
-from asgi_chat.engine.brokers.redis import Timing
+from asgi_chat.engine.link_policy import Timing
+from asgi_chat.engine.redis_link import RedisLink
+from asgi_chat.engine.replay import Stored
+from asgi_chat.engine.rooms import Rooms
 from asgi_chat.engine.stores.redis import RedisStore
 from tests.redis_support import running_redis
 from tests.rooms_support import Frame, RoomsClient
@@ -42,7 +50,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | 
 @asynccontextmanager
 async def started(url: str | None) -> AsyncIterator[ChatApp]:
     settings = Settings(rate_per_second=0)
-    store = None if url is None else RedisStore(url, settings, protocol.msg, FAST)
+    store = None if url is None else RedisStore(RedisLink(url, FAST), settings)
     app = create_app(settings, store=store)
     await app.startup()
     try:
@@ -108,6 +116,83 @@ async def test_a_resent_say_id_gets_its_ack_alone(store_url: str | None) -> None
         await ada.disconnect()
 
 
+async def test_a_say_travels_one_way_the_engine_is_not_called_back_from_within_it(
+    store_url: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """endpoint -> Rooms.say -> store.append, and back; the store hands the message to the rooms
+    (Rooms.message) on a turn of its own, never from inside the say's own call."""
+    within_say: list[bool] = []
+    message = Rooms.message
+
+    def noted(rooms: Rooms, room: str, stored: Stored) -> None:
+        frame: FrameType | None = sys._getframe()
+        while frame is not None and frame.f_code is not Rooms.say.__code__:
+            frame = frame.f_back
+        within_say.append(frame is not None)
+        message(rooms, room, stored)
+
+    monkeypatch.setattr(Rooms, "message", noted)
+    async with started(store_url) as app:
+        ada = await member(app, "ada")
+        for n in range(1, 4):
+            await ada.say(ROOM, f"line {n}", id=f"s{n}")
+        assert [said(frame) for frame in await ada.frames(6)] == [
+            (kind, f"s{n}", n) for n in range(1, 4) for kind in ("msg", "ack")
+        ]
+        assert within_say == [False, False, False]
+        await ada.disconnect()
+
+
+async def test_a_say_whose_text_has_no_utf8_takes_no_offset(store_url: str | None) -> None:
+    """A lone surrogate (JSON's "\\ud800") cannot be encoded: the say is refused at the edge as
+    ``bad_request``, takes no offset, and the connection stays open; nobody sees a hole."""
+    async with started(store_url) as app:
+        ada = await member(app, "ada")
+        bob = await member(app, "bob")
+        assert (await ada.expect("presence"))["user"] == "bob"
+        await ada.say(ROOM, "one", id="a1")
+        assert [said(frame) for frame in await ada.frames(2)] == [("msg", "a1", 1), ("ack", "a1", 1)]
+        assert said(await bob.frame()) == ("msg", "a1", 1)
+        await ada.send_text('{"type":"say","room":"lobby","text":"lone \\ud800","id":"bad"}')
+        assert await ada.frame() == {
+            "type": "error",
+            "code": "bad_request",
+            "message": "text is not valid Unicode: it holds a lone surrogate",
+            "id": "bad",
+        }
+        await bob.say(ROOM, "two", id="b2")
+        before, ack = await bob.until("ack")
+        assert [said(frame) for frame in before if frame["type"] != "presence"] == [("msg", "b2", 2)]
+        assert said(ack) == ("ack", "b2", 2)
+        assert said(await ada.frame()) == ("msg", "b2", 2)
+        await ada.say(ROOM, "three", id="a3")  # ada's connection goes on
+        assert [said(frame) for frame in await ada.frames(2)] == [("msg", "a3", 3), ("ack", "a3", 3)]
+        await bob.disconnect()
+
+
+async def test_the_largest_position_a_client_may_send_is_answered_alike_on_both_stores(
+    store_url: str | None,
+) -> None:
+    """2**53 - 1, the largest whole number a request may carry: a resume from it is a reset (it is
+    above the top) and history before it is the latest page, on either store, never ``unavailable``;
+    one more is a ``bad_request`` before the store is asked."""
+    async with started(store_url) as app:
+        ada = await member(app, "ada")
+        await ada.say(ROOM, "one")
+        await ada.until("ack")
+        joined = await (await RoomsClient(app).open("bob")).join(ROOM)
+        late = await RoomsClient(app).open("cy")
+        await late.request("join", room=ROOM, since={"epoch": joined["epoch"], "offset": 2**53 - 1})
+        assert (await late.expect("joined"))["offset"] == 1
+        reset = await late.frame()
+        assert (reset["type"], reset["reason"], reset["offset"]) == ("gap", "reset", 1)
+        await late.request("history", room=ROOM, before=2**53 - 1, limit=5)
+        assert [message["offset"] for message in (await late.expect("history"))["messages"]] == [1]
+        await late.request("history", room=ROOM, before=2**53, limit=5)
+        error = await late.expect("error")
+        assert (error["code"], error["message"]) == ("bad_request", "before must be a whole number from 0 to 2**53 - 1")
+
+
 @pytest.mark.redis
 async def test_on_redis_the_ack_waits_for_a_late_pubsub_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The script's reply comes first and the subscription's copy is held back: the ack waits."""
@@ -115,7 +200,7 @@ async def test_on_redis_the_ack_waits_for_a_late_pubsub_copy(tmp_path: Path, mon
     published = RedisStore._published
 
     async def late(store: RedisStore, room: str, data: str) -> None:
-        if data.startswith("m "):  # a message, not presence
+        if not data.startswith("p "):  # a message, not presence
             await held.wait()
         await published(store, room, data)
 

@@ -12,7 +12,7 @@ import pytest
 from asgiref.typing import ASGIReceiveCallable, ASGIReceiveEvent, ASGISendCallable, ASGISendEvent, Scope
 
 from asgi_chat import Settings, create_app
-from asgi_chat.asgi.app import ChatApp, TracedChatApp
+from asgi_chat.composition import ChatApp, TracedChatApp
 from asgi_chat.ops.settings import from_env
 from asgi_chat.ops.trace import Trace
 from tests.helpers import DENIAL, TIMEOUT, WebSocketClient, http_get, lifespan, websocket_scope

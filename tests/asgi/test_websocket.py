@@ -83,7 +83,7 @@ async def test_items_without_q_sends_two_replies(app: ChatApp) -> None:
         "Session cookie or query token value is: c00kie",
         "Message text was: hi, for item ID: bar",
     ]
-    assert await client.nothing()
+    await client.next_is("Session cookie or query token value is: c00kie")  # no third reply
     await client.disconnect()
 
 
@@ -314,7 +314,7 @@ async def test_chat_replies_to_the_sender_and_broadcasts_to_all(app: ChatApp) ->
     assert await one.receive() == "Client #2 says: hi"
     await two.disconnect()
     assert await one.receive() == "Client #2 left the chat"
-    assert await one.nothing()
+    await one.next_is("You wrote: sync")  # announced once
     await one.disconnect()
 
 
@@ -343,7 +343,7 @@ async def test_a_binary_frame_in_the_chat_closes_1003_and_is_announced(app: Chat
     assert (await two.receive_close())[0] == 1003
     await two.finished()
     assert await one.receive() == "Client #2 left the chat"
-    assert await one.nothing()
+    await one.next_is("You wrote: sync")  # announced once
     await one.disconnect()
 
 
@@ -354,7 +354,7 @@ async def test_every_leave_is_announced_once_and_only_for_who_left(app: ChatApp)
     assert await two.receive() == "Client #3 left the chat"
     await two.disconnect(1001)  # a closed tab
     assert await one.receive() == "Client #2 left the chat"
-    assert await one.nothing()
+    await one.next_is("You wrote: sync")
     assert [member.label for member in app.ctx.hub.members] == ["client #1"]
     await one.disconnect()
     assert not app.ctx.hub.members
@@ -364,9 +364,8 @@ async def test_a_shared_client_id_has_left_only_when_its_last_connection_has(app
     # A page that reconnects before the server noticed its old connection drop, or a duplicated tab.
     observer, first, second = await accepted(app, "/ws/1", "/ws/7", "/ws/7")
     await first.disconnect(1006)
-    assert await observer.nothing()  # client 7 is still here
-    await second.send("still here")
-    assert await observer.receive() == "Client #7 says: still here"
+    # Client 7 is still here: no "left the chat" before its next line.
+    await observer.next_is("Client #7 says: still here", sender=second, text="still here")
     await second.disconnect()
     assert await observer.receive() == "Client #7 left the chat"
     await observer.disconnect()
@@ -401,12 +400,12 @@ async def test_shutdown_closes_open_websockets_with_1001_and_announces_nothing(a
     assert (await life.shutdown())["type"] == "lifespan.shutdown.complete"
     for client in (chat_one, chat_two, echo):
         assert await client.receive_close() == (1001, "server shutting down")
-        assert await client.nothing()  # in particular, no "left the chat"
+        await client.ended_quietly(1001)  # in particular, no "left the chat"
 
 
 async def test_a_server_restart_close_is_not_announced(app: ChatApp) -> None:
     # uvicorn closes every connection with 1012 before lifespan.shutdown: that is no one leaving.
     one, two = await accepted(app, "/ws/1", "/ws/2")
     await two.disconnect(1012)
-    assert await one.nothing()
+    await one.next_is("You wrote: sync")
     await one.disconnect()

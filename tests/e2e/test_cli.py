@@ -15,7 +15,7 @@ import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
-from asgi_chat.ops import cli
+from asgi_chat import cli
 from asgi_chat.ops.logs import LOG_CONFIG_PATH
 from tests.helpers import ROOT, TIMEOUT, Server, closed, free_port, recv, recv_many, uvicorn_command
 
@@ -39,7 +39,8 @@ def test_help_says_what_each_option_does() -> None:
         ("--port", "TCP port"),
         ("--workers", "processes to serve with"),
         ("--trace", "print every ASGI message"),
-        ("--broker", "redis://host:port/db"),
+        ("--state", "where shared state lives: memory://"),
+        ("--broker", "--broker is its old name"),
         ("--ws", "WebSocket implementation"),
         ("--log-level", "log level"),
         ("--forwarded-allow-ips", "reverse proxies whose X-Forwarded-For"),
@@ -61,7 +62,7 @@ def test_options_reach_uvicorn_and_the_app_environment(monkeypatch: pytest.Monke
             "--workers",
             "3",
             "--trace",
-            "--broker",
+            "--state",
             "memory://",
             "--ws",
             "wsproto",
@@ -71,7 +72,7 @@ def test_options_reach_uvicorn_and_the_app_environment(monkeypatch: pytest.Monke
         environ,
     )
     # Each worker builds its own app from the environment: the options travel there.
-    assert environ == {"ASGI_CHAT_TRACE": "1", "ASGI_CHAT_BROKER_URL": "memory://"}
+    assert environ == {"ASGI_CHAT_TRACE": "1", "ASGI_CHAT_STATE_URL": "memory://"}
     assert ran == {
         # The deferred app: each worker builds it on its first scope, and answers a setting it
         # cannot use with lifespan.startup.failed.
@@ -115,7 +116,8 @@ def test_without_options_the_environment_is_left_alone(monkeypatch: pytest.Monke
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (["--broker", "ftp://x"], "ASGI_CHAT_BROKER_URL='ftp://x': expected memory://"),
+        (["--state", "ftp://x"], "ASGI_CHAT_STATE_URL='ftp://x': expected memory://"),
+        (["--broker", "ftp://x"], "ASGI_CHAT_STATE_URL='ftp://x': expected memory://"),  # its old name
         (["--workers", "0"], "expected a number of processes >= 1"),
         (["--ws", "none"], "invalid choice"),
     ],
@@ -136,7 +138,7 @@ def test_a_bad_option_is_a_usage_error(options: list[str], message: str) -> None
             "abc",
             "ASGI_CHAT_MAX_MESSAGE_BYTES='abc': expected a whole number of bytes >= 0 (0 turns the limit off)",
         ),
-        ("ASGI_CHAT_BROKER_URL", "ftp://x", "ASGI_CHAT_BROKER_URL='ftp://x': expected memory:// or redis://"),
+        ("ASGI_CHAT_STATE_URL", "ftp://x", "ASGI_CHAT_STATE_URL='ftp://x': expected memory:// or redis://"),
         # Checked when the app is built, not when the settings are read: the CLI builds one too.
         ("ASGI_CHAT_ALLOWED_ORIGINS", "foo", "ASGI_CHAT_ALLOWED_ORIGINS: 'foo' is not scheme://host[:port]"),
     ],

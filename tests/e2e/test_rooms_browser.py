@@ -514,7 +514,7 @@ def test_a_live_reset_on_redis_then_a_lost_connection_shows_every_new_line_once(
     from the reset itself, or its resume after a lost connection skips lines 3 to 5 silently."""
     with running_redis(tmp_path) as redis_server:
         port = free_port()
-        env = {"ASGI_CHAT_BROKER_URL": redis_server.url, "ASGI_CHAT_RATE_PER_SECOND": "0"}
+        env = {"ASGI_CHAT_STATE_URL": redis_server.url, "ASGI_CHAT_RATE_PER_SECOND": "0"}
         with Server(uvicorn_command(port), port, tmp_path / "server.log", env) as server:
             cable = Cable(server.port)
             try:
@@ -545,3 +545,36 @@ def test_a_live_reset_on_redis_then_a_lost_connection_shows_every_new_line_once(
             finally:
                 cable.close()
         assert "Traceback" not in server.output()
+
+
+def test_a_page_closed_for_its_rate_comes_back_by_itself(
+    new_context: ContextFactory, tmp_path: Path, room: str
+) -> None:
+    """1008 for the rate is temporary (issue 18): the rooms page reconnects after it, and what it
+    had not sent goes out once; after any other 1008 it would wait for the user (test_browser.py)."""
+    port = free_port()
+    # A bucket of 4 that never refills: hello and join take 2, so the third line is one too many.
+    limits = {"ASGI_CHAT_RATE_PER_SECOND": "0.001", "ASGI_CHAT_RATE_BURST": "4"}
+    with Server(uvicorn_command(port), port, tmp_path / "server.log", limits) as server:
+        page = open_rooms(new_context(), server.http_url, "ada", room=room)
+        record_statuses(page)
+        for text in ("one", "two", "three"):
+            say(page, text)
+        expect(page.locator("#status")).to_have_text("Connected as ada", timeout=RECONNECT_MS)
+        expect(lines(page)).to_have_text(["one", "two", "three"], timeout=RECONNECT_MS)
+        expect(page.locator('.timeline .msg.mine[data-state="sent"]')).to_have_count(3)  # each once
+        expect(page.locator("#reconnect")).to_be_hidden()
+        shown: list[str] = page.evaluate("window.__statuses")
+        assert any("too many messages" in status for status in shown), shown
+
+
+def record_statuses(page: Page) -> None:
+    """Keep every text the status line shows from now on in ``window.__statuses``."""
+    page.evaluate(
+        """() => {
+            window.__statuses = [];
+            const status = document.getElementById("status");
+            new MutationObserver(() => window.__statuses.push(status.textContent))
+                .observe(status, { childList: true, characterData: true, subtree: true });
+        }"""
+    )

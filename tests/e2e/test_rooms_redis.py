@@ -35,7 +35,7 @@ class Processes:
 
     def __init__(self, redis_server: RedisServer, directory: Path, stack: ExitStack) -> None:
         self.env = {
-            "ASGI_CHAT_BROKER_URL": redis_server.url,
+            "ASGI_CHAT_STATE_URL": redis_server.url,
             "ASGI_CHAT_PRESENCE_TIMEOUT": str(PRESENCE_TIMEOUT),
             "ASGI_CHAT_RATE_PER_SECOND": "0",  # senders send as fast as they can
         }

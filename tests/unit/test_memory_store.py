@@ -7,14 +7,17 @@ Time is a fake clock the test moves; the wall clock for ``ts`` is a constant.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import sys
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any
 
 import pytest
 
 from asgi_chat import Settings
-from asgi_chat.endpoints import protocol
+from asgi_chat.engine import frames
 from asgi_chat.engine.replay import TRIMMED, Gap, Stored, plan
 from asgi_chat.engine.stores import RoomLimit, memory
 from asgi_chat.engine.stores.memory import OVERHEAD, MemoryStore
@@ -55,7 +58,6 @@ async def open_store(clock: Clock | None = None, **settings: Any) -> tuple[Memor
     counter = itertools.count(1)
     store = MemoryStore(
         Settings(**settings),
-        protocol.msg,
         clock=clock or Clock(),
         wall_ms=lambda: WALL_MS,
         epochs=lambda: f"epoch-{next(counter)}",
@@ -108,11 +110,73 @@ async def test_a_message_is_its_msg_frame_encoded_once_and_published_within_appe
     await store.append("a", "Åsa", "héllo", "s1")
     [(room, stored)] = listener.messages
     assert room == "a"
-    assert stored.frame == protocol.msg("a", 1, WALL_MS, "Åsa", "héllo", "s1")
+    assert stored.frame == frames.msg("a", 1, WALL_MS, "Åsa", "héllo", "s1")
     assert stored.size == len(stored.frame.encode()) + OVERHEAD  # UTF-8 bytes, not characters
     assert stored.size > len(stored.frame) + OVERHEAD
     assert (await store.window("a", 0, 10)).newest == (stored,)
     assert (store.bytes, store.retained) == (stored.size, 1)
+
+
+class StackListener(Listener):
+    """A listener that notes, for each message, whether the store's ``append`` is on the stack."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.within_append: list[bool] = []
+
+    def message(self, room: str, stored: Stored) -> None:
+        frame: FrameType | None = sys._getframe()
+        while frame is not None and frame.f_code is not MemoryStore.append.__code__:
+            frame = frame.f_back
+        self.within_append.append(frame is not None)
+        super().message(room, stored)
+
+
+async def test_append_hands_its_message_over_on_a_step_of_its_own_never_from_within() -> None:
+    """A say travels one way: append does not call back into the engine (engine -> store ->
+    engine); the listener hears the message on a step of the store's own, before append returns."""
+    store, _ = await open_store()
+    listener = StackListener()
+    await store.open(listener)
+    await store.enter("a", "ada")
+    assert await store.append("a", "ada", "hello", "s1") == (1, True)
+    assert [stored.offset for _, stored in listener.messages] == [1]  # heard by the time append returns
+    assert await store.append("a", "ada", "again", None) == (2, True)
+    assert listener.within_append == [False, False]
+
+
+async def test_appends_made_at_once_are_heard_in_offset_order() -> None:
+    store, listener = await open_store()
+    await store.enter("a", "ada")
+    results = await asyncio.gather(*(store.append("a", "ada", f"line {n}", None) for n in range(10)))
+    assert results == [(n, True) for n in range(1, 11)]  # numbered in the order they were made
+    assert [stored.offset for _, stored in listener.messages] == list(range(1, 11))
+
+
+async def test_a_say_cancelled_before_its_step_ran_is_not_published() -> None:
+    store, listener = await open_store()
+    await store.enter("a", "ada")
+    say = asyncio.create_task(store.append("a", "ada", "never", None))
+    await asyncio.sleep(0)  # one turn: the say has scheduled its step, which runs at the next
+    say.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await say
+    assert await store.append("a", "ada", "next", None) == (1, True)
+    assert [stored.offset for _, stored in listener.messages] == [1]
+
+
+async def test_a_text_with_no_utf8_takes_no_offset() -> None:
+    """The frame is encoded before the offset is assigned: a lone surrogate (which a JSON client
+    sends as ``"\\ud800"``) fails the say, and the next one gets the next offset, with no hole."""
+    store, listener = await open_store(dedup_seconds=600)
+    await store.enter("a", "ada")
+    assert await store.append("a", "ada", "one", None) == (1, True)
+    with pytest.raises(UnicodeEncodeError):
+        await store.append("a", "ada", "lone \ud800 surrogate", "s1")
+    assert await store.append("a", "ada", "two", "s1") == (2, True)  # its say id was not taken either
+    assert [stored.offset for _, stored in listener.messages] == [1, 2]
+    assert await retained(store, "a") == [1, 2]
+    assert (store.retained, store.bytes) == (2, sum(stored.size for _, stored in listener.messages))
 
 
 async def test_an_empty_room_has_top_0_and_first_1() -> None:
@@ -123,7 +187,7 @@ async def test_an_empty_room_has_top_0_and_first_1() -> None:
 
 
 async def test_each_room_gets_its_own_epoch() -> None:
-    store = MemoryStore(Settings(), protocol.msg)  # the real random epochs
+    store = MemoryStore(Settings())  # the real random epochs
     await store.enter("a", "ada")
     await store.enter("b", "ada")
     epochs = {(await store.window(room, 0, 0)).epoch for room in "ab"}
@@ -168,7 +232,7 @@ async def test_history_messages_0_keeps_everything() -> None:
 
 
 async def test_the_byte_budget_trims_the_process_s_oldest_messages_whichever_room_holds_them() -> None:
-    size = len(protocol.msg("a", 1, WALL_MS, "ada", "line", None).encode()) + OVERHEAD  # each one below
+    size = len(frames.msg("a", 1, WALL_MS, "ada", "line", None).encode()) + OVERHEAD  # each one below
     budget = 4 * size + size // 2  # room for 4 messages, not 5
     store, listener = await open_store(history_messages=0, history_max_bytes=budget)
     for room in "abc":
@@ -228,7 +292,7 @@ async def test_the_global_order_stays_bounded_when_rooms_trim_themselves() -> No
 
 async def test_after_compaction_the_budget_still_trims_the_oldest_retained_first() -> None:
     def size(room: str, offset: int) -> int:
-        return len(protocol.msg(room, offset, WALL_MS, "ada", "line", None).encode()) + OVERHEAD
+        return len(frames.msg(room, offset, WALL_MS, "ada", "line", None).encode()) + OVERHEAD
 
     rooms = [f"r{n}" for n in range(10)]
     # Room for the last message of each of the ten rooms, and one byte short of one more.

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from asgi_chat.ops.metrics import LINE_SAMPLE, MULTIPROC_DIR, Metrics, forget_dead_workers, multiprocess_metrics
+from asgi_chat.ops.exposition import MULTIPROC_DIR, forget_dead_workers, multiprocess_metrics
+from asgi_chat.ops.metrics import LINE_SAMPLE, Metrics
 
 
 def test_one_line_in_sixteen_gets_a_clock() -> None:

@@ -7,10 +7,10 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from asgi_chat.asgi.app import WEBSOCKET_ROUTES
 from asgi_chat.asgi.errors import NoRoute, NotFound
 from asgi_chat.asgi.parsing import MAX_INT_DIGITS, parse_cookies, parse_int, parse_origin, parse_query
 from asgi_chat.asgi.routing import resolve
+from asgi_chat.composition import WEBSOCKET_ROUTES
 from asgi_chat.ops.logs import REDACTED, redact
 
 

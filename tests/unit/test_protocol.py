@@ -1,5 +1,5 @@
 """``asgi-chat.v1`` frames (issue 11): what ``parse_request`` makes of good and hostile requests,
-and the exact JSON each server frame builder writes."""
+and the exact JSON each server frame builder (engine/frames.py) writes."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from asgi_chat.endpoints.protocol import (
     Since,
     parse_request,
 )
+from asgi_chat.engine import frames
 
 MAX_TEXT = 10  # max_text_chars for these tables: small, so "+1" is easy to write
 
@@ -297,8 +298,8 @@ def test_a_room_that_is_missing_or_not_a_string_is_a_bad_request(room: object) -
             Join(None, "a", since=Since("", 3)),  # an epoch is opaque: even empty is one (it just never matches)
         ),
         (
-            {"type": "join", "room": "a", "since": {"epoch": "e", "offset": 10**18}},
-            Join(None, "a", since=Since("e", 10**18)),  # above any top: the rooms answer reset
+            {"type": "join", "room": "a", "since": {"epoch": "e", "offset": 2**53 - 1}},
+            Join(None, "a", since=Since("e", 2**53 - 1)),  # above any top: the rooms answer reset
         ),
     ],
 )
@@ -427,50 +428,50 @@ def test_a_bad_history_is_a_bad_request(fields: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (protocol.welcome("ada", None), '{"type":"welcome","user":"ada"}'),
-        (protocol.welcome("ada", "h1"), '{"type":"welcome","user":"ada","id":"h1"}'),
+        (frames.welcome("ada", None), '{"type":"welcome","user":"ada"}'),
+        (frames.welcome("ada", "h1"), '{"type":"welcome","user":"ada","id":"h1"}'),
         (
-            protocol.joined("a", "e1", 7, ["ada", "bob"], None),
+            frames.joined("a", "e1", 7, ["ada", "bob"], None),
             '{"type":"joined","room":"a","epoch":"e1","offset":7,"presence":["ada","bob"]}',
         ),
         (
-            protocol.joined("a", "e1", 0, [], "j"),
+            frames.joined("a", "e1", 0, [], "j"),
             '{"type":"joined","room":"a","epoch":"e1","offset":0,"presence":[],"id":"j"}',
         ),
-        (protocol.ack("a", 3, None), '{"type":"ack","room":"a","offset":3}'),
-        (protocol.ack("a", 3, "s1"), '{"type":"ack","room":"a","offset":3,"id":"s1"}'),
-        (protocol.left("a", None), '{"type":"left","room":"a"}'),
-        (protocol.left("a", "l"), '{"type":"left","room":"a","id":"l"}'),
+        (frames.ack("a", 3, None), '{"type":"ack","room":"a","offset":3}'),
+        (frames.ack("a", 3, "s1"), '{"type":"ack","room":"a","offset":3,"id":"s1"}'),
+        (frames.left("a", None), '{"type":"left","room":"a"}'),
+        (frames.left("a", "l"), '{"type":"left","room":"a","id":"l"}'),
         (
-            protocol.msg("a", 4, 1700000000123, "ada", "hi", None),
+            frames.msg("a", 4, 1700000000123, "ada", "hi", None),
             '{"type":"msg","room":"a","offset":4,"ts":1700000000123,"user":"ada","text":"hi"}',
         ),
         (
-            protocol.msg("a", 4, 5, "ada", "hi", "s1"),
+            frames.msg("a", 4, 5, "ada", "hi", "s1"),
             '{"type":"msg","room":"a","offset":4,"ts":5,"user":"ada","text":"hi","id":"s1"}',
         ),
-        (protocol.gap("a", 2, 9, "trimmed"), '{"type":"gap","room":"a","from":2,"to":9,"reason":"trimmed"}'),
-        (protocol.gap("a", 10, 10, "limit"), '{"type":"gap","room":"a","from":10,"to":10,"reason":"limit"}'),
-        (protocol.reset("a", "e2", 0), '{"type":"gap","room":"a","reason":"reset","epoch":"e2","offset":0}'),
-        (protocol.reset("a", "e2", 7), '{"type":"gap","room":"a","reason":"reset","epoch":"e2","offset":7}'),
+        (frames.gap("a", 2, 9, "trimmed"), '{"type":"gap","room":"a","from":2,"to":9,"reason":"trimmed"}'),
+        (frames.gap("a", 10, 10, "limit"), '{"type":"gap","room":"a","from":10,"to":10,"reason":"limit"}'),
+        (frames.reset("a", "e2", 0), '{"type":"gap","room":"a","reason":"reset","epoch":"e2","offset":0}'),
+        (frames.reset("a", "e2", 7), '{"type":"gap","room":"a","reason":"reset","epoch":"e2","offset":7}'),
         (
-            protocol.presence("a", "bob", "join"),
+            frames.presence("a", "bob", "join"),
             '{"type":"presence","room":"a","user":"bob","event":"join"}',
         ),
         (
-            protocol.presence("a", "bob", "leave"),
+            frames.presence("a", "bob", "leave"),
             '{"type":"presence","room":"a","user":"bob","event":"leave"}',
         ),
         (
-            protocol.error(BadRequest("not_joined", "join it first")),
+            frames.error("not_joined", "join it first"),
             '{"type":"error","code":"not_joined","message":"join it first"}',
         ),
         (
-            protocol.error(BadRequest("bad_room", "no", "r9")),
+            frames.error("bad_room", "no", "r9"),
             '{"type":"error","code":"bad_room","message":"no","id":"r9"}',
         ),
-        (protocol.history("a", [], None), '{"type":"history","room":"a","messages":[]}'),
-        (protocol.history("a", [], "h"), '{"type":"history","room":"a","messages":[],"id":"h"}'),
+        (frames.history("a", [], None), '{"type":"history","room":"a","messages":[]}'),
+        (frames.history("a", [], "h"), '{"type":"history","room":"a","messages":[],"id":"h"}'),
     ],
 )
 def test_each_server_frame_is_this_exact_json(text: str, expected: str) -> None:
@@ -479,21 +480,21 @@ def test_each_server_frame_is_this_exact_json(text: str, expected: str) -> None:
 
 
 def test_non_ascii_is_written_as_is() -> None:
-    text = protocol.msg("a", 1, 2, "Åsa", "李 ✓ é", "ü")
+    text = frames.msg("a", 1, 2, "Åsa", "李 ✓ é", "ü")
     assert text == '{"type":"msg","room":"a","offset":1,"ts":2,"user":"Åsa","text":"李 ✓ é","id":"ü"}'
-    assert "\\u" not in protocol.welcome("Åsa", None)
+    assert "\\u" not in frames.welcome("Åsa", None)
 
 
 def test_text_is_escaped_as_json() -> None:
-    text = protocol.msg("a", 1, 2, "ada", 'say "hi"\n\\', None)
+    text = frames.msg("a", 1, 2, "ada", 'say "hi"\n\\', None)
     assert json.loads(text)["text"] == 'say "hi"\n\\'
 
 
 def test_a_history_wraps_the_msg_frames_as_they_were_encoded() -> None:
-    frames = [protocol.msg("a", n, 10 + n, "ada", f"line {n}", None) for n in (3, 4)]
-    text = protocol.history("a", frames, "h")
-    assert text == '{"type":"history","room":"a","messages":[' + ",".join(frames) + '],"id":"h"}'
-    assert json.loads(text)["messages"] == [json.loads(frame) for frame in frames]
+    said = [frames.msg("a", n, 10 + n, "ada", f"line {n}", None) for n in (3, 4)]
+    text = frames.history("a", said, "h")
+    assert text == '{"type":"history","room":"a","messages":[' + ",".join(said) + '],"id":"h"}'
+    assert json.loads(text)["messages"] == [json.loads(frame) for frame in said]
 
 
 @pytest.mark.parametrize(
@@ -506,13 +507,13 @@ def test_a_history_wraps_the_msg_frames_as_they_were_encoded() -> None:
     ],
 )
 def test_a_history_stays_valid_json_whatever_the_id(request_id: str) -> None:
-    frames = [protocol.msg("a", 1, 2, "ada", '"messages":[]', request_id)]
-    text = protocol.history("a", frames, request_id)
+    said = [frames.msg("a", 1, 2, "ada", '"messages":[]', request_id)]
+    text = frames.history("a", said, request_id)
     frame = json.loads(text)
-    assert frame == {"type": "history", "room": "a", "messages": [json.loads(frames[0])], "id": request_id}
+    assert frame == {"type": "history", "room": "a", "messages": [json.loads(said[0])], "id": request_id}
     assert list(frame) == ["type", "room", "messages", "id"]
 
 
 def test_a_frame_built_for_one_request_does_not_keep_its_id() -> None:
-    assert protocol.ack("a", 1, "x") != protocol.ack("a", 1, None)
-    assert "id" not in json.loads(protocol.ack("a", 1, None))
+    assert frames.ack("a", 1, "x") != frames.ack("a", 1, None)
+    assert "id" not in json.loads(frames.ack("a", 1, None))

@@ -45,8 +45,8 @@ from hypothesis import strategies as st
 from asgi_chat import Settings
 from asgi_chat.asgi.errors import Disconnected
 from asgi_chat.asgi.session import Session
-from asgi_chat.endpoints import protocol
 from asgi_chat.engine.fanout import Fanout, Flow, Member
+from asgi_chat.engine.frames import msg as msg_frame
 from asgi_chat.engine.policy import SlowConsumerPolicy
 from asgi_chat.engine.replay import Window
 from asgi_chat.engine.rooms import JoinRequest, Rooms
@@ -108,7 +108,7 @@ class RecordingStore(MemoryStore):
     """The memory store, remembering the window each join read (what the replay is checked against)."""
 
     def __init__(self, clock: Clock) -> None:
-        super().__init__(SETTINGS, protocol.msg, clock=clock, wall_ms=lambda: WALL_MS)
+        super().__init__(SETTINGS, clock=clock, wall_ms=lambda: WALL_MS)
         self.last_window: Window | None = None
         self.window_read = asyncio.Event()
         self.meanwhile: Callable[[], Awaitable[None]] | None = None  # what happens just before the next window
@@ -173,7 +173,7 @@ class World:
     def __init__(self) -> None:
         self.clock = Clock()
         self.store = RecordingStore(self.clock)
-        self.rooms = Rooms(self.store, SETTINGS)
+        self.rooms = Rooms(self.store, SETTINGS.replay_max)
         self.fanout = Fanout(SlowConsumerPolicy(OUTBOX, max_bytes=0, send_timeout=0), Metrics())
         self.connections: list[Connection] = []
         self.current: dict[int, Connection] = {}  # client -> its open connection
@@ -271,7 +271,7 @@ class World:
         state = self.store._rooms[room]
         epoch, top = state.epoch, state.top
         text = f"line {next(self.lines)}"
-        offset, new = await self.rooms.say(room, user, text, say_id)
+        offset, new = await self.store.append(room, user, text, say_id)  # Rooms.say's step, without its ack
         key = (room, epoch, user, say_id or "")
         if say_id is not None and key in self.said:
             assert (offset, new, state.top) == (self.said[key], False, top), "a resent id was published again"
@@ -280,7 +280,7 @@ class World:
         assert (offset, new) == (top + 1, True)
         if say_id is not None:
             self.said[key] = offset
-        self.published[(room, epoch, offset)] = json.loads(protocol.msg(room, offset, WALL_MS, user, text, say_id))
+        self.published[(room, epoch, offset)] = json.loads(msg_frame(room, offset, WALL_MS, user, text, say_id))
 
     async def from_elsewhere(self, room: str) -> None:
         """Another process's user enters ``room`` (once) and says a line there."""
@@ -320,6 +320,7 @@ class World:
             self.end_segment(conn, room)
             await self.rooms.leave(conn.member, conn.user, room)
         conn.rooms.clear()
+        await self.fanout.handed_out()  # as the endpoint's member does when it leaves
         conn.member.end(Disconnected(1000))
         del self.current[conn.client]
 
@@ -456,6 +457,7 @@ async def scenario(script: list[Op]) -> World:
     await world.rooms.open()
     for op in script:
         await world.run(op)
+        await world.fanout.handed_out()  # what the op offered is sent, queued or dropped by now
         await world.drop_the_dropped()
     for conn in list(world.current.values()):
         if conn.stalled:

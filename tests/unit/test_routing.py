@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from asgi_chat.asgi.app import HTTP_ROUTES, WEBSOCKET_ROUTES
 from asgi_chat.asgi.errors import BadParameter, NoRoute
 from asgi_chat.asgi.routing import Route, resolve
+from asgi_chat.composition import HTTP_ROUTES, WEBSOCKET_ROUTES
 
 
 @pytest.mark.parametrize(

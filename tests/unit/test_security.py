@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from asgi_chat.asgi.errors import MessageTooBig, PolicyViolation, TryAgainLater
-from asgi_chat.ops.credentials import Credential, bearer_token, find_credential
+from asgi_chat.endpoints.credentials import Credential, bearer_token, find_credential
 from asgi_chat.ops.logs import redact
 from asgi_chat.ops.security import ConnectionLimits, InboundGuard, OriginPolicy, TokenSet
 from asgi_chat.ops.settings import SettingsError
@@ -209,3 +209,48 @@ def test_a_connection_without_an_address_counts_only_in_the_total() -> None:
 )
 def test_redact(line: str, expected: str) -> None:
     assert redact(line) == expected
+
+
+# --- the rate by arrival, not by reading (issue 18) ---------------------------------------------
+
+
+def test_messages_an_honest_client_sent_while_the_app_was_stalled_all_pass() -> None:
+    """10 a second against a limit of 20 (burst 40): the app is stalled for 10 s, then reads the
+    100 messages that queued meanwhile back to back. Counted as read, they would be one burst of
+    100 and the client closed at the 41st; counted by the time the app fell behind, they pass."""
+    clock = FakeClock()
+    guard = InboundGuard(0, rate=20, burst=40, clock=clock)
+    guard.admit("before the stall")  # the app waited for it: caught up
+    clock.now += 10.0  # the stall
+    for _ in range(100):
+        guard.admit("sent during the stall", queued=True)
+    clock.now += 0.1
+    guard.admit("caught up again")  # waited for: the cap of the burst applies again
+
+
+def test_a_burst_beyond_the_limit_is_refused_however_it_is_read() -> None:
+    clock = FakeClock()
+    guard = InboundGuard(0, rate=20, burst=40, clock=clock)
+    guard.admit("first")  # waited for
+    for _ in range(39):
+        guard.admit("burst", queued=True)
+    with pytest.raises(PolicyViolation, match="too many messages"):
+        guard.admit("one too many", queued=True)
+
+
+def test_the_stall_credit_is_bounded_and_the_cap_returns_once_the_app_caught_up() -> None:
+    clock = FakeClock()
+    guard = InboundGuard(0, rate=1, burst=2, clock=clock)
+    clock.now += 3600.0  # an hour behind: at most STALL_CREDIT seconds of it are forgiven
+    allowed = guard.burst + guard.STALL_CREDIT * guard.rate
+    for _ in range(int(allowed)):
+        guard.admit("queued", queued=True)
+    with pytest.raises(PolicyViolation):
+        guard.admit("queued", queued=True)
+    fresh = InboundGuard(0, rate=1, burst=2, clock=clock)
+    fresh.admit("queued", queued=True)
+    clock.now += 3600.0
+    fresh.admit("waited for")  # caught up: min(burst, ...) again
+    fresh.admit("queued", queued=True)
+    with pytest.raises(PolicyViolation):
+        fresh.admit("queued", queued=True)

@@ -291,3 +291,29 @@ async def test_a_close_code_the_server_refuses_becomes_1000() -> None:
         {"type": "websocket.close", "code": 1000, "reason": "binary messages are not supported here: send text"}
     ]
     assert (session.state, session.close_code) == (State.CLOSED, 1003)
+
+
+class Recorder:
+    """A guard that lets everything pass and remembers what it was told."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str | bytes, bool]] = []
+
+    def admit(self, payload: str | bytes, queued: bool = False) -> None:
+        self.calls.append((payload, queued))
+
+
+async def test_the_guard_hears_whether_a_message_was_waiting_for_the_app() -> None:
+    """Queued (already there when asked) or waited for: what lets the rate guard forgive the app's
+    own delay (ops/security.py, InboundGuard)."""
+    wire = WebSocketClient()
+    recorder = Recorder()
+    session = Session(wire.scope, wire.asgi_receive, wire.asgi_send, guard=recorder)
+    session.state = State.OPEN
+    wire.feed(EVENTS["websocket.receive"])  # there before the app asks
+    assert await session.receive_message() == "hi"
+    reading = asyncio.ensure_future(session.receive_message())
+    await asyncio.sleep(0.01)  # the app waits in receive: this is the case under test, not a sync
+    wire.feed({"type": "websocket.receive", "text": "later"})
+    assert await reading == "later"
+    assert recorder.calls == [("hi", True), ("later", False)]

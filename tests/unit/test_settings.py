@@ -35,7 +35,7 @@ def test_every_field_has_a_variable() -> None:
         "ASGI_CHAT_OUTBOX_MAX_MESSAGES": "7",
         "ASGI_CHAT_OUTBOX_MAX_BYTES": "8",
         "ASGI_CHAT_SEND_TIMEOUT": "1.5",
-        "ASGI_CHAT_BROKER_URL": "redis://localhost:6379/0",
+        "ASGI_CHAT_STATE_URL": "redis://localhost:6379/0",
         "ASGI_CHAT_TRACE": "yes",
     }
     assert from_env(environ) == Settings(
@@ -51,7 +51,7 @@ def test_every_field_has_a_variable() -> None:
         outbox_max_messages=7,
         outbox_max_bytes=8,
         send_timeout=1.5,
-        broker_url="redis://localhost:6379/0",
+        state_url="redis://localhost:6379/0",
         trace=True,
     )
 
@@ -64,6 +64,8 @@ def test_every_field_has_a_variable() -> None:
         ("ASGI_CHAT_RATE_PER_SECOND", "nan"),
         ("ASGI_CHAT_SEND_TIMEOUT", "inf"),
         ("ASGI_CHAT_TRACE", "maybe"),
+        ("ASGI_CHAT_STATE_URL", "ftp://redis"),  # neither memory:// nor redis://
+        ("ASGI_CHAT_STATE_URL", "redis"),
     ],
 )
 def test_a_bad_value_names_the_variable(name: str, value: str) -> None:
@@ -136,3 +138,34 @@ def test_every_setting_says_what_it_does_for_the_generated_docs() -> None:
         assert {"parse", "expects", "help", "group"} <= set(spec.metadata), spec.name
         assert spec.metadata["help"].strip(), spec.name
         assert spec.metadata["group"].strip(), spec.name
+
+
+# --- a renamed setting -------------------------------------------------------------------------
+
+OLD, NEW = "ASGI_CHAT_BROKER_URL", "ASGI_CHAT_STATE_URL"
+
+
+def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.name == "asgi_chat"]
+
+
+@pytest.mark.usefixtures("fresh_warnings")
+def test_the_old_name_still_works_and_is_warned_about_once(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="asgi_chat"):
+        for _ in range(3):  # a process may read its settings more than once (the CLI, then the app)
+            assert from_env({OLD: "redis://redis:6379/1"}).state_url == "redis://redis:6379/1"
+    assert warnings(caplog) == [f"{OLD} is deprecated: it is read as {NEW}, its new name; set that instead"]
+
+
+@pytest.mark.usefixtures("fresh_warnings")
+def test_the_new_name_wins_over_the_old_one(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="asgi_chat"):
+        settings = from_env({OLD: "redis://old:6379/0", NEW: "redis://new:6379/0"})
+    assert settings.state_url == "redis://new:6379/0"
+    assert warnings(caplog) == [f"ignoring {OLD}, the old name of {NEW}, which is set too"]
+
+
+@pytest.mark.usefixtures("fresh_warnings")
+def test_a_bad_value_under_the_old_name_names_the_old_name() -> None:
+    with pytest.raises(SettingsError, match=rf"^{OLD}='ftp://x': expected memory:// or redis://"):
+        from_env({OLD: "ftp://x"})

@@ -1,4 +1,5 @@
-"""The Redis broker's pure parts: the envelope on the wire, the URL as logged, the backoff."""
+"""The pure parts of Redis: the broker's envelope on the wire (brokers/wire.py), and the link's URL
+as logged and backoff (link_policy.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from asgi_chat.engine.brokers.wire import Envelope, backoff_delay, frame, redact_url, unframe
+from asgi_chat.engine.brokers.wire import Envelope, frame, unframe
+from asgi_chat.engine.link_policy import backoff_delay, redact_url
 
 
 @given(st.text(), st.text(), st.text())

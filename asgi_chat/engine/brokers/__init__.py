@@ -4,7 +4,8 @@ A broker is anything with the shape of :class:`Broker`. The tutorial chat's hub 
 and reads every chat line back from one subscription, so with the in-process
 :class:`~asgi_chat.engine.brokers.memory.MemoryBroker` a chat is one process, and with
 :class:`~asgi_chat.engine.brokers.redis.RedisBroker` it is every process that shares the Redis server.
-The backend is chosen by the URL's scheme, and Redis is imported only when asked for.
+Which one is chosen by ``ASGI_CHAT_STATE_URL``, in the composition (composition.py), which hands the
+Redis broker the same link (engine/redis_link.py) as the rooms' store; Redis is imported only when asked for.
 """
 
 from __future__ import annotations
@@ -42,17 +43,3 @@ class Broker(Protocol):
         Each subscriber sees each message once, and one publisher's messages in publishing order.
         Leaving the ``async with`` block always unsubscribes.
         """
-
-
-def broker_from_url(url: str) -> Broker:
-    """``memory://`` (the default) or ``redis://[:password@]host[:port][/db]`` (also ``rediss://``)."""
-    scheme = url.partition("://")[0].lower()
-    if scheme == "memory":
-        from .memory import MemoryBroker
-
-        return MemoryBroker()
-    if scheme in ("redis", "rediss"):
-        from .redis import RedisBroker  # needs the optional dependency: pip install asgi_chat[redis]
-
-        return RedisBroker(url)
-    raise ValueError(f"ASGI_CHAT_BROKER_URL={url!r}: expected memory:// or redis://host:port/db")

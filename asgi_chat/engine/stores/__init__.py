@@ -7,30 +7,56 @@ memory.py) and the Redis store (every process that shares a Redis server), for w
 interface is drawn: each call may wait on the network, and what is published reaches the
 listener later, from elsewhere.
 
+A say travels one way::
+
+    endpoint (parsed once) ─▶ Rooms.say ─▶ store.append (offset, history: all or nothing)
+        the store, on a turn of its own ─▶ listener.message ─▶ every member's outbox ─▶ send
+    append returns ─▶ Rooms.say answers the sender: ack
+
 The rules every store keeps:
 
 - ``append`` assigns the offset, appends to history and publishes in one atomic step, so a
   room's offsets are one sequence, and a say ``id`` already used by that user in that room
-  within the dedup window is not published again (its first offset is returned).
-- ``append`` returns once this process's listener has heard the message (the memory store: within
-  ``append`` itself; Redis: once its copy has come back through the room's feed). The ``ack`` is
-  sent after ``append`` returns, through the same outbox as the ``msg``, so on either store the
-  sender gets its own ``msg`` first, then the ``ack``.
+  within the dedup window is not published again (its first offset is returned). An offset is
+  assigned only to a message that is encoded and kept: a say that fails takes no offset.
+- ``append`` never calls the listener itself: the engine is not re-entered while its call is
+  on the way down. The listener hears the message on a turn of the store's own (the memory
+  store: a step of its own on the event loop, ``loop.call_soon``, first in first out; Redis: the
+  link's listener task, once the message has come back through the room's feed), and ``append``
+  returns once it has. The ``ack`` is sent after ``append`` returns, through the same outbox as
+  the ``msg``, so on either store the sender gets its own ``msg`` first, then the ``ack``.
 - ``enter`` comes before ``window``: a process sees every message published after it entered,
-  so a join that reads the window after entering misses nothing in between.
+  so a join that reads the window after entering misses nothing in between. What the listener
+  hears while a member joins reaches that member's buffer, never the member itself: rooms.py
+  merges it after the replay. That includes what a join's own calls tell: the memory store
+  announces presence within ``enter`` and ``exit`` (which never wait, so a join or leave cut
+  short cannot part a count from its announcement), and on Redis a first ``window`` hands over
+  the messages heard before it, or a ``reset`` it finds.
 - A room's epoch changes only when its history is gone (memory: the room was forgotten).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Protocol
 
-from ...ops.settings import Settings
 from ..replay import Stored, Window
 
-# (room, offset, ts in ms, user, text, say id) -> the msg frame, encoded once.
-Encoder = Callable[[str, int, int, str, str, str | None], str]
+
+class StoreSettings(Protocol):
+    """The bounds a store keeps, as it reads them (``ASGI_CHAT_*``: ops/settings.py's Settings has them)."""
+
+    @property
+    def max_rooms(self) -> int: ...
+    @property
+    def room_idle_seconds(self) -> float: ...
+    @property
+    def history_messages(self) -> int: ...
+    @property
+    def history_max_bytes(self) -> int: ...
+    @property
+    def dedup_seconds(self) -> float: ...
+    @property
+    def presence_timeout(self) -> float: ...
 
 
 class RoomLimit(Exception):
@@ -82,15 +108,5 @@ class RoomStore(Protocol):
 
     async def append(self, room: str, user: str, text: str, say_id: str | None) -> tuple[int, bool]:
         """Publish a message: (its offset, True), or for a duplicate say id (the first offset, False).
-        Returns once the listener here has heard the message (the rules above)."""
-
-
-def store_from_url(url: str, settings: Settings, encode: Encoder) -> RoomStore:
-    """The memory store, or with ``redis://`` / ``rediss://`` (ASGI_CHAT_BROKER_URL) the Redis store."""
-    if url.partition("://")[0].lower() in ("redis", "rediss"):
-        from .redis import RedisStore  # needs the optional dependency: pip install '.[redis]'
-
-        return RedisStore(url, settings, encode)
-    from .memory import MemoryStore
-
-    return MemoryStore(settings, encode)
+        Never calls the listener itself; returns once the listener here has heard the message
+        (the rules above)."""

@@ -15,6 +15,11 @@ kept (:attr:`Feed.early`) and delivered once the window sets the position.
 
 A say from a member here waits (:meth:`Feed.reached`) until its own message has come back through
 the feed: so its ``ack`` follows its ``msg``, as on the memory store (stores/__init__.py).
+
+A Feed is not a room's membership (that is the engine's :class:`~asgi_chat.engine.room.Room`):
+it is the store's side of a room in this process, the delivery order above, and
+:attr:`Feed.users`, this process's connections per user, which its presence entries in Redis
+stand for (the first one enters, the last one exits).
 """
 
 from __future__ import annotations

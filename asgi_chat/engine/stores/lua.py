@@ -9,11 +9,18 @@ same). Every key a script touches is passed in KEYS, as the documentation asks.
 The keys of one room R in database N (docs/deployment.md lists them)::
 
     asgi_chat:dbN:room:R:meta       hash: epoch, top (the latest offset)
-    asgi_chat:dbN:room:R:stream     stream: one entry per message, id "<offset>-0", field f = the msg frame
+    asgi_chat:dbN:room:R:stream     stream: one entry per message, id "<offset>-0", field d = its body
     asgi_chat:dbN:room:R:say:<h>    string "<epoch>:<offset>": a say id seen (h = sha1 of user and id)
     asgi_chat:dbN:room:R:here       sorted set: "<process> <user>" scored by when it expires (ms)
     asgi_chat:dbN:room:R:users      hash: user -> how many processes have them in the room
-    asgi_chat:dbN:room:R            the pub/sub channel: "m <epoch> <offset> <frame>" or "p <event> <user>"
+    asgi_chat:dbN:room:R            the pub/sub channel: "d <epoch> <offset> <body>" or "p <event> <user>"
+
+A message's body is its fields as a JSON array, ``[ts, user, text, say id or null]``: no room and
+no offset, which the key and the entry id carry, so nothing is spliced into it. Each process
+encodes the ``msg`` frame from it (stores/redis.py). An older version stored the frame itself, in
+field ``f``, and published ``"m <epoch> <offset> <frame>"``: both are still read, so a stream kept
+across the upgrade stays whole; processes of that version cannot read bodies, so replace them all
+at once rather than one by one.
 """
 
 from __future__ import annotations
@@ -33,8 +40,8 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 """
 
-# KEYS: meta, stream, say key ("" for none). ARGV: new epoch, idle ms, frame head, frame tail,
-# history length, dedup ms, channel. Returns {epoch, offset, 1 if published else 0}.
+# KEYS: meta, stream, say key ("" for none). ARGV: new epoch, idle ms, body, history length,
+# dedup ms, channel. Returns {epoch, offset, 1 if published else 0}.
 APPEND: Final = (
     _OPEN_ROOM
     + """
@@ -48,18 +55,18 @@ if KEYS[3] ~= '' then
   end
 end
 local top = redis.call('HINCRBY', KEYS[1], 'top', 1)
-local frame = ARGV[3] .. top .. ',' .. ARGV[4]
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], top .. '-0', 'f', frame)
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], top .. '-0', 'd', ARGV[3])
 if KEYS[3] ~= '' then
-  redis.call('SET', KEYS[3], epoch .. ':' .. top, 'PX', ARGV[6])
+  redis.call('SET', KEYS[3], epoch .. ':' .. top, 'PX', ARGV[5])
 end
-redis.call('PUBLISH', ARGV[7], 'm ' .. epoch .. ' ' .. top .. ' ' .. frame)
+redis.call('PUBLISH', ARGV[6], 'd ' .. epoch .. ' ' .. top .. ' ' .. ARGV[3])
 return {epoch, top, 1}
 """
 )
 
 # KEYS: meta, stream. ARGV: new epoch, idle ms, after, limit.
-# Returns {epoch, top, first retained offset, offset, frame, offset, frame, ...} (newest, descending).
+# Returns {epoch, top, first retained offset, then per message (newest first): offset, field, value}:
+# field d, the body; f, an older version's frame.
 WINDOW: Final = (
     _OPEN_ROOM
     + """
@@ -72,6 +79,7 @@ if tonumber(ARGV[4]) > 0 then
   local newest = redis.call('XREVRANGE', KEYS[2], '+', '(' .. ARGV[3] .. '-0', 'COUNT', ARGV[4])
   for _, entry in ipairs(newest) do
     table.insert(result, tonumber(string.match(entry[1], '^%d+')))
+    table.insert(result, entry[2][1])
     table.insert(result, entry[2][2])
   end
 end

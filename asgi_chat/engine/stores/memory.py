@@ -1,8 +1,18 @@
 """The memory store: rooms, offsets and history in this process, bounded.
 
-One lock suffices for the atomic step the store interface asks of ``append`` (assign the offset,
-append, publish): no method here awaits anything, so each runs to the end before any other task
-can, and the listener hears every message within ``append`` itself.
+A say travels one way (stores/__init__.py): ``append`` runs as one step of its own on the event
+loop (``loop.call_soon``), and waits for it. Nothing in a step awaits, so each is atomic, as the
+store interface asks, and:
+
+- the listener (the rooms engine) is never called from inside a call the engine made;
+- steps run first in, first out: the listener hears a room's messages in offset order;
+- a message is numbered and handed over in the same step, so a join's ``window`` never holds a
+  message the listener has yet to hear (which would reach the joiner twice);
+- the ``msg`` frame is encoded before the offset is taken: a text with no UTF-8 (a lone
+  surrogate) fails its say and takes no offset, so nobody sees a hole.
+
+Presence is told within ``enter`` and ``exit``, which never wait, so a join or leave cut short
+cannot part a count from its announcement (stores/__init__.py says why a joiner is safe).
 
 Bounds, all from settings:
 
@@ -20,15 +30,16 @@ still holds reads as another epoch: ``reset``, never a wrong replay.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from itertools import islice
 
-from ...ops.settings import Settings
+from .. import frames
 from ..replay import Stored, Window
-from . import Encoder, RoomLimit, StoreListener
+from . import RoomLimit, StoreListener, StoreSettings
 
 # What a retained message costs beyond its frame's UTF-8 bytes (the Stored object, its str's
 # header, its slot in the room's deque and in the global order): counted against the byte budget
@@ -38,7 +49,13 @@ OVERHEAD = 240  # measured with tracemalloc: 232 bytes beyond the frame itself
 DEDUP_MAX = 100_000
 
 
-class _Room:
+class _History:
+    """One room as the store keeps it: its epoch, its numbered messages, and who is present.
+
+    Not the room's members (those are the engine's, engine/room.py): the presence here counts a
+    user's connections in the room, which is what every member is told and a join is shown.
+    """
+
     __slots__ = ("epoch", "first", "history", "top", "users")
 
     def __init__(self, epoch: str) -> None:
@@ -58,25 +75,23 @@ class _Room:
 class MemoryStore:
     def __init__(
         self,
-        settings: Settings,
-        encode: Encoder,
+        settings: StoreSettings,
         clock: Callable[[], float] = time.monotonic,
         wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
         epochs: Callable[[], str] = lambda: secrets.token_hex(8),
     ) -> None:
         self.settings = settings
-        self._encode = encode
         self._clock = clock
         self._wall_ms = wall_ms
         self._epochs = epochs  # a new random epoch per room created (docs/ makes them predictable)
         self._listener: StoreListener | None = None
-        self._rooms: dict[str, _Room] = {}
+        self._rooms: dict[str, _History] = {}
         self._idle: dict[str, float] = {}  # empty rooms -> since when, oldest first
-        self._order: deque[tuple[_Room, int]] = deque()  # every retained message, in append order
+        self._order: deque[tuple[_History, int]] = deque()  # every retained message, in append order
         self.bytes = 0  # what retained messages take, OVERHEAD included
         self.retained = 0  # how many messages all rooms retain
         # (room, user, say id) -> (the room as it was, first offset, expiry); oldest first
-        self._dedup: OrderedDict[tuple[str, str, str], tuple[_Room, int, float]] = OrderedDict()
+        self._dedup: OrderedDict[tuple[str, str, str], tuple[_History, int, float]] = OrderedDict()
 
     @property
     def healthy(self) -> bool:
@@ -112,10 +127,10 @@ class MemoryStore:
         if self._listener is not None:
             self._listener.presence(room, user, event)
 
-    def _create(self, room: str) -> _Room:
+    def _create(self, room: str) -> _History:
         if self.settings.max_rooms and len(self._rooms) >= self.settings.max_rooms:
             raise RoomLimit(f"this server holds {len(self._rooms)} rooms, its limit")
-        state = self._rooms[room] = _Room(self._epochs())
+        state = self._rooms[room] = _History(self._epochs())
         return state
 
     def _sweep(self) -> None:
@@ -129,11 +144,11 @@ class MemoryStore:
             del self._idle[room]
             self._forget(self._rooms.pop(room))
 
-    def _forget(self, state: _Room) -> None:
+    def _forget(self, state: _History) -> None:
         while state.history:
             self._trim(state)
 
-    def _trim(self, state: _Room) -> None:
+    def _trim(self, state: _History) -> None:
         self.bytes -= state.trim_oldest()
         self.retained -= 1
 
@@ -151,22 +166,41 @@ class MemoryStore:
         return list(islice(state.history, max(end - limit, 0), end))
 
     async def append(self, room: str, user: str, text: str, say_id: str | None) -> tuple[int, bool]:
+        """Publish, as one step of its own on the loop (see the module docstring); a say cancelled
+        before its step ran is not published."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[tuple[int, bool]] = loop.create_future()
+        loop.call_soon(self._append_step, done, room, user, text, say_id)
+        return await done
+
+    def _append_step(
+        self, done: asyncio.Future[tuple[int, bool]], room: str, user: str, text: str, say_id: str | None
+    ) -> None:
+        if done.cancelled():
+            return
+        try:
+            done.set_result(self._append(room, user, text, say_id))
+        except Exception as error:  # an unencodable text, a bug in the listener: the say's to hear
+            done.set_exception(error)
+
+    def _append(self, room: str, user: str, text: str, say_id: str | None) -> tuple[int, bool]:
         state = self._rooms[room]
         if say_id is not None:
             first = self._seen(room, state, user, say_id)
             if first is not None:
                 return first, False
-        state.top += 1
-        frame = self._encode(room, state.top, self._wall_ms(), user, text, say_id)
-        stored = Stored(state.top, frame, len(frame.encode()) + OVERHEAD)
+        offset = state.top + 1
+        frame = frames.msg(room, offset, self._wall_ms(), user, text, say_id)
+        stored = Stored(offset, frame, len(frame.encode()) + OVERHEAD)  # encoded first: then numbered
+        state.top = offset
         self._retain(state, stored)
         if say_id is not None:
-            self._remember(room, state, user, say_id, stored.offset)
+            self._remember(room, state, user, say_id, offset)
         if self._listener is not None:
             self._listener.message(room, stored)
-        return stored.offset, True
+        return offset, True
 
-    def _retain(self, state: _Room, stored: Stored) -> None:
+    def _retain(self, state: _History, stored: Stored) -> None:
         state.history.append(stored)
         self._order.append((state, stored.offset))
         self.bytes += stored.size
@@ -186,7 +220,7 @@ class MemoryStore:
 
     # --- dedup ----------------------------------------------------------------------------
 
-    def _seen(self, room: str, state: _Room, user: str, say_id: str) -> int | None:
+    def _seen(self, room: str, state: _History, user: str, say_id: str) -> int | None:
         now = self._clock()
         while self._dedup:  # expired entries first: with one window for all, the oldest are in front
             key, (_, _, expiry) = next(iter(self._dedup.items()))
@@ -197,7 +231,7 @@ class MemoryStore:
         # A room forgotten and created anew is another history: its ids are not the old one's.
         return entry[1] if entry is not None and entry[0] is state else None
 
-    def _remember(self, room: str, state: _Room, user: str, say_id: str, offset: int) -> None:
+    def _remember(self, room: str, state: _History, user: str, say_id: str, offset: int) -> None:
         key = (room, user, say_id)
         self._dedup.pop(key, None)  # a key assigned anew keeps its old place: expiry order needs the end
         self._dedup[key] = (state, offset, self._clock() + self.settings.dedup_seconds)

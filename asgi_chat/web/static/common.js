@@ -29,6 +29,9 @@ const CLOSE_MEANINGS = new Map([
 // the others (1008 policy, 1003 unsupported data, 1009 too big, 1000 normal) the server closed
 // on purpose and would do it again, so the page says why and leaves the next step to the user.
 const RETRY_CODES = new Set([1001, 1006, 1011, 1012, 1013]);
+// Except one 1008: a client closed for its rate (the server's reason starts with this) is welcome
+// back once it slows down, so a page that says so (retryRate: true) reconnects after it too.
+const RATE_REASON = "too many messages";
 
 // Capped exponential backoff with "equal jitter": the wait doubles with each failed attempt up
 // to CAP_MS, and half of it is random, so the tabs a restart disconnected all at once do not
@@ -73,7 +76,8 @@ async function serverAnswers() {
  * url() and protocols() are asked again before every attempt, so a reconnect uses what the
  * page holds now. With reconnect: true a drop with one of RETRY_CODES is retried after
  * backoffDelay() ("reconnecting", with waiting true until the attempt starts; retryNow() starts
- * it at once); refused is the detail shown when the server refuses the handshake.
+ * it at once); with retryRate: true, a 1008 for the rate too. refused is the detail shown when
+ * the server refuses the handshake.
  */
 export class Connection {
   #options;
@@ -82,8 +86,8 @@ export class Connection {
   #attempt = 0;
   #openedAt = 0;
 
-  constructor({ url, protocols = () => [], reconnect = false, refused, onMessage, onState }) {
-    this.#options = { url, protocols, reconnect, refused, onMessage, onState };
+  constructor({ url, protocols = () => [], reconnect = false, retryRate = false, refused, onMessage, onState }) {
+    this.#options = { url, protocols, reconnect, retryRate, refused, onMessage, onState };
     // Back online: no reason to sit out the rest of a backoff.
     window.addEventListener("online", () => {
       if (this.#timer !== null) this.#retryNow();
@@ -155,7 +159,8 @@ export class Connection {
     }
     if (socket !== this.#socket) return; // the user acted while we asked the server
     if (wasOpen && Date.now() - this.#openedAt > STABLE_MS) this.#attempt = 0;
-    if (!this.#options.reconnect || !RETRY_CODES.has(code)) {
+    const rate = this.#options.retryRate && code === 1008 && reason.startsWith(RATE_REASON);
+    if (!this.#options.reconnect || !(RETRY_CODES.has(code) || rate)) {
       this.#socket = null;
       this.#report("closed", detail, { code, reason, wasOpen });
       return;

@@ -140,6 +140,7 @@ const connection = new Connection({
   url: () => socketUrl("/chat/ws"),
   protocols: () => [PROTOCOL],
   reconnect: true,
+  retryRate: true, // closed for the rate: come back (and the offline queue is paced, above)
   onMessage: receive,
   onState(state, detail) {
     if (state !== "connected") lost();

@@ -6,8 +6,9 @@ WebSocket, and a subprotocol keeps the token out of URLs and access logs), or th
 query parameter. Its reply echoes the value back (``Session cookie or query token value is: ...``).
 
 Everything else asks this module: the endpoint finds the credential here and builds that reply
-here, the log filter (logs.py) redacts what :data:`SECRET_NAMES` and :data:`REVEALING_PATTERNS`
-describe, and the trace (trace.py) hides the values :func:`secret_values` finds in a scope.
+here, the log filter (ops/logs.py) redacts what :data:`SECRET_NAMES` and :data:`REVEALING_PATTERNS`
+describe, and the trace (ops/trace.py) hides the values :func:`secret_values` finds in a scope.
+Whether a credential is accepted is not for this module to say: ops/security.py decides that.
 """
 
 from __future__ import annotations

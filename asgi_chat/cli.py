@@ -1,7 +1,7 @@
 """The command line, ``python -m asgi_chat``: uvicorn with the package's logging set-up.
 
 ``uvicorn asgi_chat:app`` stays the primary way to run the chat; this adds the options that
-need the package's help: the redacting logging configuration, the ASGI trace and the broker,
+need the package's help: the redacting logging configuration, the ASGI trace, where shared state lives,
 and uvicorn's ``--forwarded-allow-ips`` for a reverse proxy (docs/deploy/nginx.conf).
 Options that configure the app travel as ``ASGI_CHAT_*`` environment variables, because
 with ``--workers`` each worker is a new process that builds its own app from the environment.
@@ -16,11 +16,11 @@ from collections.abc import MutableMapping, Sequence
 import uvicorn
 from uvicorn.config import LOG_LEVELS, WS_PROTOCOLS
 
-from .. import create_app
-from .deferred import CONFIGURATION_ERRORS
-from .logs import LOG_CONFIG_PATH
-from .metrics import multiprocess_metrics
-from .settings import PREFIX, from_env
+from .composition import create_app
+from .ops.deferred import CONFIGURATION_ERRORS
+from .ops.exposition import multiprocess_metrics
+from .ops.logs import LOG_CONFIG_PATH
+from .ops.settings import PREFIX, from_env
 
 # The app each process serves: the DeferredApp (ops/deferred.py), built from the environment on
 # its first scope, after the options below have reached the environment. A worker that cannot use
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         type=_positive,
         default=1,
-        help="processes to serve with (default: %(default)s); each has its own chat unless --broker connects them",
+        help="processes to serve with (default: %(default)s); each has its own chat unless --state connects them",
     )
     add(
         "--trace",
@@ -53,10 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="print every ASGI message in and out, one line each, credentials redacted (sets ASGI_CHAT_TRACE=1)",
     )
     add(
-        "--broker",
+        "--state",
+        "--broker",  # its old name, still accepted
+        dest="state",
         metavar="URL",
-        help="where chat messages travel: memory:// (one process, the default) or"
-        " redis://host:port/db to share one chat between workers and hosts (sets ASGI_CHAT_BROKER_URL)",
+        help="where shared state lives: memory:// (one process, the default) or redis://host:port/db to share"
+        " one chat, rooms included, between workers and hosts (sets ASGI_CHAT_STATE_URL; --broker is its old name)",
     )
     add(
         "--ws",
@@ -101,8 +103,8 @@ def app_environment(args: argparse.Namespace) -> dict[str, str]:
     env = {}
     if args.trace:
         env[f"{PREFIX}TRACE"] = "1"
-    if args.broker is not None:
-        env[f"{PREFIX}BROKER_URL"] = args.broker
+    if args.state is not None:
+        env[f"{PREFIX}STATE_URL"] = args.state
     return env
 
 
