@@ -36,7 +36,8 @@ from .errors import CloseCode, Disconnected, GoingAway, NoRoute, NotFound, Proto
 from .hooks import Counters, Guard, Tally
 from .responses import Response, method_not_allowed, not_found, send_response
 from .routing import Match, PathParams, Route, resolve
-from .session import Session, State
+from .session import Session
+from .states import State
 
 logger = logging.getLogger("asgi_chat")
 

@@ -5,7 +5,7 @@ one of the subprotocols the client offered, or refuses), says ``hello`` with a n
 rooms, says lines, asks for earlier history and leaves. Every frame is parsed once, here
 (protocol.py), and every reply built by engine/frames.py, where the engine builds what it
 delivers; a bad request gets an ``error`` frame and the connection stays open. Every reply goes
-through the connection's member (engine/fanout.py), the same outbox as the room's messages, so
+through the connection's member (engine/member.py), the same outbox as the room's messages, so
 replies and messages reach the client in the order they were produced.
 """
 
@@ -19,7 +19,7 @@ import time
 from ..asgi.errors import ChatError, PolicyViolation, TryAgainLater
 from ..asgi.session import Session
 from ..engine import frames
-from ..engine.fanout import Member
+from ..engine.member import Member
 from ..engine.rooms import JoinRequest
 from ..engine.stores import RoomLimit, StoreUnavailable
 from . import protocol

@@ -32,7 +32,8 @@ from typing import Final
 from ..asgi.errors import CloseCode
 from ..asgi.session import Session
 from .brokers import Broker
-from .fanout import Fanout, Member, cancel_and_wait, outgoing
+from .fanout import Fanout, cancel_and_wait
+from .member import Member, outgoing
 from .room import Room
 
 CHANNEL: Final = "asgi_chat"
@@ -165,5 +166,5 @@ class Membership:
         try:
             await self.hub._remove(self.member, self.client_id)
         finally:
-            # Last: it may replace the fan-out's own cancellation with its reason (fanout.Member).
+            # Last: it may replace the fan-out's own cancellation with its reason (member.Member).
             await self.member.__aexit__(error_type, error, traceback)

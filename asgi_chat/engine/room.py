@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections import Counter, deque
 
-from .fanout import Member, Outgoing
+from .member import Member, Outgoing
 
 Buffer = deque[tuple[int, Outgoing]]  # what reaches a room while a member joins: (offset, frame), 0: presence
 

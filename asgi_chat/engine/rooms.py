@@ -34,7 +34,8 @@ from collections import deque
 from dataclasses import dataclass
 
 from . import frames
-from .fanout import Member, Outgoing, offer, outgoing
+from .fanout import offer
+from .member import Member, Outgoing, outgoing
 from .replay import Stored, Window, plan, want
 from .room import Buffer, Room
 from .stores import RoomStore

@@ -16,11 +16,19 @@ import pytest
 from asgiref.typing import ASGISendEvent
 
 from asgi_chat.asgi.errors import Disconnected, TryAgainLater
-from asgi_chat.asgi.session import Session, State
-from asgi_chat.engine.fanout import FLOW, Fanout, Flow, Member, outgoing
+from asgi_chat.asgi.session import Session
+from asgi_chat.asgi.states import State
+from asgi_chat.engine.fanout import Fanout
+from asgi_chat.engine.member import FLOW, Flow, Member, outgoing
 from asgi_chat.engine.policy import SlowConsumerPolicy
 from asgi_chat.ops.metrics import Metrics
 from tests.helpers import TIMEOUT, SendMode, WebSocketClient
+
+
+def counts(fan: Fanout) -> Metrics:
+    """The app's counters this fan-out was built with (it sees only the ones it counts itself)."""
+    assert isinstance(fan.metrics, Metrics)
+    return fan.metrics
 
 
 def fanout(max_messages: int = 0) -> Fanout:
@@ -29,7 +37,7 @@ def fanout(max_messages: int = 0) -> Fanout:
 
 
 async def accepted(fan: Fanout, server: WebSocketClient) -> Session:
-    session = Session(server.scope, server.asgi_receive, server.asgi_send, metrics=fan.metrics)
+    session = Session(server.scope, server.asgi_receive, server.asgi_send, metrics=counts(fan))
     server.feed({"type": "websocket.connect"})
     await session.wait_connect()
     await session.accept()
@@ -87,18 +95,18 @@ async def test_real_sends_walk_a_member_from_ready_to_waiting_to_ready_to_ended(
     member.send("two")  # queued behind it
     await fan.handed_out()
     assert state_of(member) is Flow.WAITING
-    assert (len(member.outbox or ()), texts(server), fan.metrics.messages_delivered) == (1, [], 0)
+    assert (len(member.outbox or ()), texts(server), counts(fan).messages_delivered) == (1, [], 0)
 
     server.room.set()  # room again: the writer finishes "one", sends "two", and is done
     await asyncio.wait_for(writer, TIMEOUT)
     assert state_of(member) is Flow.READY
     assert (member._writer, member.send_started) == (None, None)
-    assert (texts(server), fan.metrics.messages_delivered) == (["one", "two"], 2)
+    assert (texts(server), counts(fan).messages_delivered) == (["one", "two"], 2)
 
     member.send("three")  # READY: out at once, no writer
     await fan.handed_out()
     assert (member.state, member._writer) == (Flow.READY, None)
-    assert (texts(server), fan.metrics.messages_delivered) == (["one", "two", "three"], 3)
+    assert (texts(server), counts(fan).messages_delivered) == (["one", "two", "three"], 3)
 
     server.mode = "raise"  # the peer is gone: the next send fails, and ends the member
     member.send("four")
@@ -112,7 +120,7 @@ async def test_real_sends_walk_a_member_from_ready_to_waiting_to_ready_to_ended(
     await fan.handed_out()
     assert state_of(member) is Flow.ENDED
     assert server.data_sends == 4  # "four" reached the server and failed; nothing did after it
-    assert (texts(server), fan.metrics.messages_delivered) == (["one", "two", "three"], 3)
+    assert (texts(server), counts(fan).messages_delivered) == (["one", "two", "three"], 3)
     assert isinstance((await ended(reader)).exception(), Disconnected)  # the reader ends with the reason
     assert len(fan) == 0
 
@@ -130,7 +138,7 @@ async def test_an_offer_to_a_member_the_fanout_ended_sends_nothing_though_its_se
     assert isinstance((await ended(reader)).exception(), TryAgainLater)
     member.send("after the reader")
     await fan.handed_out()
-    assert (texts(server), server.data_sends, fan.metrics.messages_delivered) == ([], 0, 0)
+    assert (texts(server), server.data_sends, counts(fan).messages_delivered) == ([], 0, 0)
 
 
 async def test_a_member_dropped_before_its_waiting_send_resumes_leaves_no_send_unawaited() -> None:
@@ -177,10 +185,10 @@ async def test_n_recipients_of_a_line_sent_at_once_add_exactly_n_deliveries() ->
     fan = fanout()
     servers = [WebSocketClient() for _ in range(5)]
     joined = [await join(fan, server, f"client #{n}") for n, server in enumerate(servers)]
-    before = fan.metrics.messages_delivered
+    before = counts(fan).messages_delivered
     fan.offer(tuple(member for member, _ in joined), outgoing("hello"))
     await fan.handed_out()
-    assert fan.metrics.messages_delivered - before == len(servers)
+    assert counts(fan).messages_delivered - before == len(servers)
     assert [texts(server) for server in servers] == [["hello"]] * len(servers)
     assert [member.state for member, _ in joined] == [Flow.READY] * len(servers)  # each finished at once
     for server in servers:

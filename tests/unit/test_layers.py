@@ -43,12 +43,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
 
 # Edges known to point the wrong way, each with the work that removes it. Kept only while the
 # edge exists (test_every_known_exception_still_exists), so the list can only shrink.
-KNOWN: dict[tuple[str, str], str] = {
-    (f"{PACKAGE}.engine.fanout", f"{PACKAGE}.ops.metrics"): (
-        "the send-path rewrite in progress: Fanout's counters (slow_consumer_disconnects,"
-        " outbox_depth_max) are to be typed by a Protocol of the engine's, as the session's are by asgi/hooks.py"
-    ),
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)

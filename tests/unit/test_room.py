@@ -10,7 +10,8 @@ from typing import cast
 
 from asgi_chat import Settings, create_app
 from asgi_chat.asgi.session import Session
-from asgi_chat.engine.fanout import Fanout, Member
+from asgi_chat.engine.fanout import Fanout
+from asgi_chat.engine.member import Member
 from asgi_chat.engine.policy import SlowConsumerPolicy
 from asgi_chat.engine.room import Room
 from asgi_chat.ops.metrics import Metrics

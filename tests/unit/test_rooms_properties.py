@@ -11,7 +11,7 @@ the line reaches the joiner both in its window and in its joining buffer, and mu
 History, the byte budget, replay_max and the outbox are all tiny, so that trimming, limits and
 drops happen often.
 
-Each connection is a real :class:`~asgi_chat.engine.fanout.Member` over a real ``Session`` on the
+Each connection is a real :class:`~asgi_chat.engine.member.Member` over a real ``Session`` on the
 suite's fake server (``tests.helpers.WebSocketClient``), whose ``sent`` is what the client got.
 Afterwards, for each connection and room, what the client got is checked against the issue:
 
@@ -45,8 +45,9 @@ from hypothesis import strategies as st
 from asgi_chat import Settings
 from asgi_chat.asgi.errors import Disconnected
 from asgi_chat.asgi.session import Session
-from asgi_chat.engine.fanout import Fanout, Flow, Member
+from asgi_chat.engine.fanout import Fanout
 from asgi_chat.engine.frames import msg as msg_frame
+from asgi_chat.engine.member import Flow, Member
 from asgi_chat.engine.policy import SlowConsumerPolicy
 from asgi_chat.engine.replay import Window
 from asgi_chat.engine.rooms import JoinRequest, Rooms

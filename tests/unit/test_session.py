@@ -20,7 +20,8 @@ from asgi_chat.asgi.errors import (
     TryAgainLater,
 )
 from asgi_chat.asgi.responses import text
-from asgi_chat.asgi.session import MORE_BODY, TRANSITIONS, Session, State
+from asgi_chat.asgi.session import Session
+from asgi_chat.asgi.states import MORE_BODY, TRANSITIONS, State
 from asgi_chat.ops.metrics import Metrics
 from tests.helpers import DENIAL, WebSocketClient
 
