@@ -11,6 +11,7 @@ import pytest
 
 from asgi_chat import ChatApp, Settings, create_app
 from tests.helpers import Server, free_port, uvicorn_command
+from tests.redis_support import RedisServer, running_redis
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -36,4 +37,11 @@ def uvicorn_server(tmp_path: Path) -> Iterator[Server]:
     """``uvicorn asgi_chat:app`` (websockets-sansio) on a free port."""
     port = free_port()
     with Server(uvicorn_command(port), port, tmp_path / "server.log") as server:
+        yield server
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of the test's own, on a free port in its temporary directory."""
+    with running_redis(tmp_path) as server:
         yield server

@@ -11,9 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,19 +24,13 @@ from asgi_chat.engine.link_policy import Timing
 from asgi_chat.engine.redis_link import RedisLink
 from asgi_chat.engine.stores.redis import RedisStore
 from tests.helpers import TIMEOUT, WebSocketClient, wait_until
-from tests.redis_support import RedisServer, running_redis
+from tests.redis_support import RedisServer
 from tests.rooms_support import RoomsClient
 
 pytestmark = pytest.mark.redis
 
 ROOM = "lobby"
 FAST = Timing(timeout=0.5, idle_ping=0.1, backoff_first=0.05, backoff_cap=0.2)  # as in test_redis.py
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    with running_redis(tmp_path) as server:
-        yield server
 
 
 @asynccontextmanager

@@ -23,15 +23,9 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.helpers import ROOT, TIMEOUT, Server, free_port, recv, uvicorn_command
-from tests.redis_support import RedisServer, running_redis
+from tests.redis_support import RedisServer
 
 COUNT = 20  # messages each client sends: within the default burst of 40, so no rate limit applies
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    with running_redis(tmp_path) as server:
-        yield server
 
 
 @pytest.fixture
