@@ -29,6 +29,7 @@ from .context import Context
 from .endpoints import chat, tutorial
 from .engine.brokers import Broker
 from .engine.brokers.memory import MemoryBroker
+from .engine.budget import OutputBudgets
 from .engine.fanout import Fanout
 from .engine.hub import Hub
 from .engine.policy import SlowConsumerPolicy
@@ -141,11 +142,13 @@ def create_app(
     verify_credential: CredentialVerifier | None = None,
     broker: Broker | None = None,
     store: RoomStore | None = None,
+    budgets: OutputBudgets | None = None,
 ) -> ChatApp:
     """Build an app. ``settings=None`` reads ``ASGI_CHAT_*`` from the environment.
 
     ``verify_credential(value) -> bool`` decides which credentials the items endpoint accepts;
     by default the tokens in ``ASGI_CHAT_TOKENS_FILE`` if set, else any non-empty value.
+    ``budgets`` replaces the output budgets the settings describe (a test's, on its own clock).
     Raises :class:`~asgi_chat.ops.settings.SettingsError` for a setting it cannot use.
     """
     settings = settings or from_env()
@@ -164,13 +167,19 @@ def create_app(
         exposition=Exposition(metrics, hub.broker, store),
         fanout=fanout,
         hub=hub,
-        rooms=Rooms(store, settings.replay_max),
+        rooms=Rooms(store, settings.replay_max, settings.presence_interval),
+        budgets=budgets if budgets is not None else output_budgets(settings),
         assets=Assets(),
         origins=OriginPolicy(settings.allowed_origins),
         limits=ConnectionLimits(settings.max_connections, settings.max_connections_per_address),
         verify_credential=verify_credential,
     )
     return TracedChatApp(ctx) if settings.trace else ChatApp(ctx)
+
+
+def output_budgets(settings: Settings) -> OutputBudgets:
+    """Bytes per second a connection's requests may make it send, and its client address's."""
+    return OutputBudgets(settings.output_bytes_per_second, settings.address_output_bytes_per_second)
 
 
 def shared_state(settings: Settings) -> tuple[Broker, RoomStore]:

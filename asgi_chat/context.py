@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .engine.budget import OutputBudgets
 from .engine.fanout import Fanout
 from .engine.hub import Hub
 from .engine.rooms import Rooms
@@ -26,6 +27,7 @@ class Context:
     fanout: Fanout  # every member of every chat: outboxes and the slow-consumer policy
     hub: Hub  # the tutorial chat
     rooms: Rooms  # the rooms of asgi-chat.v1
+    budgets: OutputBudgets  # what a connection's requests, and its address's, may make it send
     assets: Assets
     origins: OriginPolicy
     limits: ConnectionLimits

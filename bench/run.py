@@ -27,11 +27,19 @@ append+publish against a plain PUBLISH (``bench/redis_append.py``).
 The scale-out scenario compares asgi_chat under ``uvicorn --workers 2`` sharing one chat through
 a Redis server of its own against one asgi_chat process with the memory broker, nothing pinned.
 
+The joinstorm and fairness scenarios are issue 18's ("rooms that hold under abuse and at scale"):
+``joinstorm_clients`` clients join one room as fast as they can (wsload ``--proto v1 --until-joined
+1``) beside as many connecting to the tutorial chat, counting the presence frames the room's
+members receive; and an honest client's say round trips (bench/honest.py) alone and beside each
+attack of bench/abuse.py, on asgi_chat with its default limits. ``--before DIR`` runs these two
+and rooms on the asgi_chat of another checkout too (``asgi_chat_before``), side by side.
+
 Usage::
 
     python bench/run.py                     # everything (what `make bench` runs)
     python bench/run.py --quick             # 1 repetition, smaller sizes
-    python bench/run.py --scenario stalled  # one scenario (fanout, stalled, idle, echo, rooms, scaleout)
+    python bench/run.py --scenario stalled  # one scenario (fanout, stalled, idle, echo, rooms, scaleout, ...)
+    python bench/run.py --scenario fairness --scenario joinstorm --before /tmp/before  # and a checkout before
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ import datetime
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -52,12 +61,16 @@ from typing import Any
 
 from orchestra.config import (
     ALL_CPUS,
+    BEFORE_SCENARIOS,
     CLIENT_CPU,
+    FAIRNESS,
     FLOOR_SCENARIOS,
+    JOINSTORM,
     LOGS,
     REDIS_APPEND,
     RESULTS,
     ROOMS,
+    ROOT,
     SCALEOUT,
     SCALEOUT_ROOMS,
     SCALEOUT_WORKERS,
@@ -67,12 +80,25 @@ from orchestra.config import (
     UVICORN_OPTIONS,
     WSLOAD,
     Server,
+    before_variant,
 )
 from orchestra.measure import run_one
 from orchestra.processes import asgi_chat_importable, raise_nofile
 from orchestra.report import command_line, machine, report, report_saved, summary_line, versions, write_results
 from orchestra.scenarios import FULL, QUICK, SCENARIOS, Case, Sizes, case_deflates, cases, rounds
 from orchestra.targets import Target, evaluate_targets
+
+
+def git_head(checkout: Path) -> str | None:
+    """The commit a checkout is at (read only: `git rev-parse`), and `+changes` if its tree differs."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=checkout, capture_output=True,
+                              text=True, check=True, timeout=10).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(["git", "--no-optional-locks", "status", "--porcelain", "--", "asgi_chat"], cwd=checkout,
+                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + (" +changes to asgi_chat/" if dirty else "")
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:
@@ -86,6 +112,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--server", action="append", choices=[s.name for s in SERVERS], help="only this server")
     parser.add_argument("--deflate", choices=("both", "off", "on"), default="both")
     parser.add_argument("--reps", type=int, help="override the number of repetitions")
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        metavar="S",
+        help="seconds each run may wait for other work on the machine to pause (20; it is measured anyway)",
+    )
+    parser.add_argument(
+        "--case", action="append", metavar="KEY", help="only the cases whose key starts so (repeatable)"
+    )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        metavar="DIR",
+        help="also run asgi_chat from the checkout DIR (asgi_chat_before) in the "
+        + ", ".join(BEFORE_SCENARIOS)
+        + " scenarios, side by side",
+    )
     parser.add_argument(
         "--write-docs", action="store_true", help="update docs/benchmark.md even for a partial or quick run"
     )
@@ -108,18 +151,23 @@ class Plan:
     deflates: list[bool]
     servers: list[Server]
     full_run: bool
+    cases: list[str] | None = None  # --case: key prefixes
+    before: Path | None = None  # --before: another checkout's asgi_chat
 
 
 def plan(args: argparse.Namespace) -> Plan:
     sizes = QUICK if args.quick else FULL
     if args.reps:
         sizes = dataclasses.replace(sizes, reps=args.reps)
+    if args.quiet_wait is not None:
+        sizes = dataclasses.replace(sizes, quiet_wait=args.quiet_wait)
     only = args.scenario or list(SCENARIOS)
     deflates = {"both": [False, True], "off": [False], "on": [True]}[args.deflate]
     servers = [s for s in SERVERS if not args.server or s.name in args.server]
     full_run = not args.quick and not args.scenario and not args.server and args.deflate == "both"
-    full_run = full_run and not args.reps
-    return Plan(sizes, only, deflates, servers, full_run)
+    full_run = full_run and not args.reps and not args.case
+    before = args.before.resolve() if args.before else None
+    return Plan(sizes, only, deflates, servers, full_run, args.case, before)
 
 
 def prepare() -> int:
@@ -140,9 +188,13 @@ def drop_unavailable(p: Plan) -> None:
         p.servers = [s for s in p.servers if s.name != "asgi_chat"]
     if "scaleout" in p.only and not any(s.name == "asgi_chat" for s in p.servers):
         p.only = [o for o in p.only if o != "scaleout"]  # it is asgi_chat's scenario only
+    if p.before is not None and (problem := asgi_chat_importable(p.before)):
+        print(f"asgi_chat cannot be imported from {p.before} ({problem}): --before is ignored", file=sys.stderr)
+        p.before = None
 
 
-def run_meta(sizes: Sizes, nofile: int) -> dict[str, Any]:
+def run_meta(p: Plan, nofile: int) -> dict[str, Any]:
+    sizes = p.sizes
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
@@ -152,6 +204,9 @@ def run_meta(sizes: Sizes, nofile: int) -> dict[str, Any]:
         "nofile": nofile,
         "asgi_chat_env": SERVER_ENV,
         "uvicorn_options": UVICORN_OPTIONS,
+        "before": str(p.before) if p.before else None,
+        "before_commit": git_head(p.before) if p.before else None,
+        "commit": git_head(ROOT),
     }
 
 
@@ -163,6 +218,13 @@ def print_setup(p: Plan, all_cases: Sequence[Case], nofile: int) -> None:
         f"{p.sizes.reps} repetition(s); permessage-deflate offered: "
         + ", ".join("yes" if d else "no" for d in p.deflates)
     )
+    if any(c.scenario == "fairness" for c in all_cases):
+        print("fairness: asgi_chat with its default limits (rate 20/s, burst 40, 100 connections per address)")
+    if p.before is not None:
+        print(
+            f"also asgi_chat from {p.before} ({git_head(p.before)}) as asgi_chat_before in "
+            + ", ".join(BEFORE_SCENARIOS)
+        )
     if any(c.scenario == "scaleout" for c in all_cases):
         print(
             f"scale-out: asgi_chat with {SCALEOUT_WORKERS} workers and a redis-server of its own vs 1 process; "
@@ -170,8 +232,19 @@ def print_setup(p: Plan, all_cases: Sequence[Case], nofile: int) -> None:
         )
 
 
-def pool(case: Case, servers: Sequence[Server]) -> Sequence[Server]:
-    """The servers a case runs on."""
+def pool(case: Case, servers: Sequence[Server], before: Path | None = None) -> Sequence[Server]:
+    """The servers a case runs on; with `before`, that checkout's asgi_chat too where it applies."""
+    chosen = _pool(case, servers)
+    if before is None or case.scenario not in BEFORE_SCENARIOS:
+        return chosen
+    return [*chosen, *(before_variant(s, before) for s in chosen)]
+
+
+def _pool(case: Case, servers: Sequence[Server]) -> Sequence[Server]:
+    if case.scenario == "fairness":
+        return FAIRNESS
+    if case.scenario == "joinstorm":
+        return JOINSTORM
     if case.scenario == "scaleout":
         return SCALEOUT
     if case.scenario == "rooms":
@@ -185,12 +258,12 @@ def run_all(p: Plan, all_cases: Sequence[Case], started: float) -> list[dict[str
     sizes, deflates = p.sizes, p.deflates
     records: list[dict[str, Any]] = []
     total = sizes.reps * sum(
-        len(case_deflates(c, deflates)) * len(pool(c, p.servers)) * rounds(c, sizes) for c in all_cases
+        len(case_deflates(c, deflates)) * len(pool(c, p.servers, p.before)) * rounds(c, sizes) for c in all_cases
     )
     for rep in range(1, sizes.reps + 1):
         for case in all_cases:
             # Rotate the server order each repetition so no server always runs first or last.
-            both = pool(case, p.servers)
+            both = pool(case, p.servers, p.before)
             order = [*both[(rep - 1) % len(both) :], *both[: (rep - 1) % len(both)]]
             for deflate in case_deflates(case, deflates):
                 # Scale-out runs A and B several times per repetition (A B, then B A): its runs are
@@ -232,16 +305,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     nofile = prepare()
     drop_unavailable(p)
-    all_cases = cases(p.sizes, p.only)
-    meta = run_meta(p.sizes, nofile)
+    all_cases = [c for c in cases(p.sizes, p.only) if not p.cases or c.key.startswith(tuple(p.cases))]
+    meta = run_meta(p, nofile)
     print_setup(p, all_cases, nofile)
     started = time.monotonic()
     records = run_all(p, all_cases, started)
+    meta["elapsed_s"] = time.monotonic() - started
+    save(meta, records, [])  # the raw figures first: a report that fails must not lose them
     targets = evaluate_targets(records, p.sizes, p.deflates)
     section = report(meta, records, all_cases, targets, p.deflates, p.sizes)
     print()
     print(section)
-    meta["elapsed_s"] = time.monotonic() - started
     save(meta, records, targets)
     publish(section, p.full_run or args.write_docs)
     return 0

@@ -210,7 +210,7 @@ static double hpct(const hist_t *h, double q) { /* returns ms */
 
 static struct {
     const char *mode, *host, *origin, *room;
-    int proto, missed;
+    int proto, missed, until_joined;
     int port, deflate, compress_send, receivers, stalled, window, size, clients, connections, concurrency,
         id_base, verbose;
     long max_messages;
@@ -222,6 +222,7 @@ static struct {
     .room = "bench",
     .proto = 0,
     .missed = 100,
+    .until_joined = 0,
     .port = 8000,
     .deflate = 0,
     .compress_send = 1,
@@ -257,6 +258,7 @@ typedef struct conn {
     size_t rlen, rcap, wlen, woff, wcap, mlen, mcap;
     int mop;
     bool mcomp, in_frag, close_sent, opened, reset, eof, failed;
+    bool holds_slot; /* counts in g_connect_inflight (until its handshake, or with --until-joined its joined) */
     /* permessage-deflate as negotiated */
     bool pmd, srv_no_ctx, cli_no_ctx, inf_ok, def_ok;
     int cli_bits;
@@ -355,6 +357,13 @@ static void flush(conn *c) {
     }
     if (c->woff == c->wlen) c->woff = c->wlen = 0;
     set_events(c, wanted_events(c));
+}
+
+/* The connection no longer counts against --concurrency (handshakes, or joins, in flight). */
+static void release_slot(conn *c) {
+    if (!c->holds_slot) return;
+    c->holds_slot = false;
+    g_connect_inflight--;
 }
 
 /* Append one masked frame to the output buffer. */
@@ -615,7 +624,7 @@ static void parse_handshake(conn *c) {
     c->st = S_OPEN;
     c->opened = true;
     g_opened++;
-    g_connect_inflight--;
+    if (!(opt.until_joined && opt.proto && c->role == R_IDLE)) release_slot(c);
     set_events(c, wanted_events(c));
     on_open(c);
     if (c->st == S_OPEN && c->rlen && !(c->role == R_STALL)) parse_frames(c);
@@ -657,6 +666,7 @@ static void start_connect(conn *c) {
     c->st = S_CONNECTING;
     c->close_code = -1;
     g_connect_inflight++;
+    c->holds_slot = true;
     if (connect(fd, (struct sockaddr *)&g_addr, sizeof g_addr) < 0 && errno != EINPROGRESS) {
         c->events = 0;
         struct epoll_event e = {.events = 0, .data.ptr = c};
@@ -911,6 +921,7 @@ static void on_text_v1(conn *c, const unsigned char *d, size_t n) {
         }
         c->joined = true;
         g_joined++;
+        release_slot(c);
         if (c->role == R_BACK) {
             g_resumed++;
             return;
@@ -1114,13 +1125,14 @@ static void conn_fail(conn *c, bool reset) {
     if (c->st == S_DONE) return;
     if (c->st == S_CONNECTING || c->st == S_HANDSHAKE) {
         g_failed++;
-        g_connect_inflight--;
         c->failed = true;
     } else if (c->st == S_OPEN) {
+        if (c->holds_slot) g_failed++, c->failed = true; /* --until-joined: gone before its joined */
         if (reset) g_resets++;
         else if (c->close_code < 0) g_eofs_without_close++;
         account_closed(c);
     }
+    release_slot(c);
     if (reset) c->reset = true;
     close(c->fd);
     c->st = S_DONE;
@@ -1217,9 +1229,11 @@ static void print_result(void) {
              (double)(g_connect_end - g_connect_start) / 1e9, common);
     } else {
         double cs = (double)(g_connect_end - g_connect_start) / 1e9;
-        emit("{\"event\":\"result\",\"mode\":\"idle\",\"connections\":%d,\"concurrency\":%d,\"connect_s\":%.6f,"
-             "\"connections_per_s\":%.1f,%s}",
-             opt.connections, opt.concurrency, cs, cs > 0 ? (double)g_opened / cs : 0, common);
+        emit("{\"event\":\"result\",\"mode\":\"idle\",\"connections\":%d,\"concurrency\":%d,\"until_joined\":%d,"
+             "\"connect_s\":%.6f,\"connections_per_s\":%.1f,\"joined\":%lld,\"presence_frames\":%lld,"
+             "\"v1_errors\":%lld,%s}",
+             opt.connections, opt.concurrency, opt.until_joined, cs, cs > 0 ? (double)g_opened / cs : 0, g_joined,
+             g_presence, g_v1_errors, common);
     }
 }
 
@@ -1238,8 +1252,9 @@ static void print_status(void) {
             o += (size_t)snprintf(codes + o, sizeof codes - o, "%s\"%d\":%lld", o ? "," : "", i, g_close_codes[i]);
     emit("{\"event\":\"status\",\"open\":%lld,\"closed_by_server\":%lld,\"resets\":%lld,\"close_codes\":{%s},"
          "\"other_msgs\":%lld,\"left_msgs\":%lld,\"lost\":%lld,\"out_of_order\":%lld,\"duplicates\":%lld,"
-         "\"late_msgs\":%lld}",
-         open, g_closed_open, g_resets, codes, other, g_left_msgs, lost, ooo, dup, late);
+         "\"late_msgs\":%lld,\"joined\":%lld,\"presence_frames\":%lld,\"v1_errors\":%lld}",
+         open, g_closed_open, g_resets, codes, other, g_left_msgs, lost, ooo, dup, late, g_joined, g_presence,
+         g_v1_errors);
 }
 
 static uint64_t g_hold_end;
@@ -1483,6 +1498,7 @@ static void usage(void) {
             "  --clients K          echo: clients (1)\n"
             "  --connections N      idle: connections (1000)\n"
             "  --concurrency C      handshakes in flight while connecting (256)\n"
+            "  --until-joined 0|1   idle, v1: a connection stays in flight until its joined, not its handshake (0)\n"
             "  --id-base I          first client id (1)\n"
             "  --no-progress S      give up after S seconds without a delivery (3)\n"
             "  --deadline S         hard limit for the whole run (60)\n"
@@ -1506,6 +1522,7 @@ int main(int argc, char **argv) {
         {"no-progress", 1, 0, 'P'},  {"deadline", 1, 0, 'T'},    {"hold", 1, 0, 'h'},
         {"drain", 1, 0, 'R'},        {"origin", 1, 0, 'o'},      {"verbose", 0, 0, 'v'},
         {"proto", 1, 0, 'x'},        {"room", 1, 0, 'Q'},        {"missed", 1, 0, 'X'},
+        {"until-joined", 1, 0, 'J'},
         {0, 0, 0, 0},
     };
     int ch;
@@ -1539,6 +1556,7 @@ int main(int argc, char **argv) {
             break;
         case 'Q': opt.room = optarg; break;
         case 'X': opt.missed = atoi(optarg); break;
+        case 'J': opt.until_joined = atoi(optarg); break;
         default: usage();
         }
     }

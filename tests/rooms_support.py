@@ -23,6 +23,16 @@ from tests.helpers import TIMEOUT, WebSocketClient
 Frame = dict[str, Any]
 
 
+def presence_of(room: str, join: tuple[str, ...] = (), leave: tuple[str, ...] = ()) -> Frame:
+    """A batched ``presence`` frame: who joined and who left ``room`` in one window."""
+    return {
+        "type": "presence",
+        "room": room,
+        "join": [{"user": user} for user in join],
+        "leave": [{"user": user} for user in leave],
+    }
+
+
 class Frames:
     """The protocol's verbs over any transport: subclasses move text, this turns it into frames."""
 

@@ -15,16 +15,18 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable
 
 from ..asgi.errors import ChatError, PolicyViolation, TryAgainLater
 from ..asgi.session import Session
 from ..engine import frames
+from ..engine.budget import SlowDown, client_address
 from ..engine.member import Member
 from ..engine.rooms import JoinRequest
 from ..engine.stores import RoomLimit, StoreUnavailable
 from . import protocol
 from .common import EndpointContext, require_text
-from .protocol import BadRequest, Hello, History, Join, Leave, Request, Say
+from .protocol import BadRequest, Hello, History, Join, Leave, Members, Request, Say
 
 logger = logging.getLogger("asgi_chat")
 _logged: set[type[BaseException]] = set()
@@ -42,15 +44,23 @@ async def chat_v1(session: Session, ctx: EndpointContext) -> None:
         raise PolicyViolation(f"this endpoint speaks the {protocol.SUBPROTOCOL} subprotocol: offer it")
     await start_rooms(ctx)
     await session.accept(protocol.SUBPROTOCOL)
-    async with ctx.fanout.member(session, "chat connection") as member:
-        connection = Connection(member, ctx)
-        try:
-            while True:
-                await connection.handle(require_text(await session.receive_message()))
-                # Let replies and messages go out before reading the next request (see tutorial.chat).
-                await asyncio.sleep(0)
-        finally:
-            await connection.leave_all()
+    # What its requests may make the server send, per connection and per client address (the
+    # address the connection limits count); the address's share goes with its last connection.
+    with ctx.budgets.connection(client_address(session.scope.get("client"))) as budget:
+        async with ctx.fanout.member(session, "chat connection") as member:
+            member.budget = budget
+            await serve(session, Connection(member, ctx))
+
+
+async def serve(session: Session, connection: Connection) -> None:
+    """Handle the client's requests, one at a time, until it goes; then leave every room."""
+    try:
+        while True:
+            await connection.handle(require_text(await session.receive_message()))
+            # Let replies and messages go out before reading the next request (see tutorial.chat).
+            await asyncio.sleep(0)
+    finally:
+        await connection.leave_all()
 
 
 async def start_rooms(ctx: EndpointContext) -> None:
@@ -96,6 +106,8 @@ class Connection:
             await self._say(self.user, request)
         elif isinstance(request, Leave):
             await self._leave(self.user, request)
+        elif isinstance(request, Members):
+            await self._members(request)
         else:
             await self._history(request)
 
@@ -115,7 +127,8 @@ class Connection:
         since = (request.since.epoch, request.since.offset) if request.since else None
         self.rooms.add(request.room)  # before the await: a second join meanwhile is a duplicate
         try:
-            await self.ctx.rooms.join(self.member, user, JoinRequest(request.room, since, request.history, request.id))
+            join = JoinRequest(request.room, since, request.history, request.id, request.presence)
+            await self.ctx.rooms.join(self.member, user, join)
         except RoomLimit as error:
             self.rooms.discard(request.room)
             raise BadRequest("too_many_rooms", str(error), request.id) from None
@@ -151,10 +164,23 @@ class Connection:
 
     async def _history(self, request: History) -> None:
         self._joined(request.room, request.id)
+        rooms = self.ctx.rooms
+        await self._answer(
+            rooms.history(self.member, request.room, request.before, request.limit, request.id), request.id
+        )
+
+    async def _members(self, request: Members) -> None:
+        self._joined(request.room, request.id)
+        await self._answer(self.ctx.rooms.members(self.member, request.room, request.id), request.id)
+
+    async def _answer(self, reading: Awaitable[None], request_id: str | None) -> None:
+        """A request whose answer is output (history, members): within the output budget."""
         try:
-            await self.ctx.rooms.history(self.member, request.room, request.before, request.limit, request.id)
+            await reading
+        except SlowDown as wait:  # nothing was read nor sent: the client is told when to ask again
+            self.member.send(frames.slow_down(wait.retry_ms, request_id))
         except StoreUnavailable:
-            raise BadRequest("unavailable", "the room store cannot be reached; try again", request.id) from None
+            raise BadRequest("unavailable", "the room store cannot be reached; try again", request_id) from None
 
     async def leave_all(self) -> None:
         """A connection that closes leaves all its rooms (announced to the others as presence)."""

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ..asgi.errors import UnsupportedData
+from ..engine.budget import OutputBudgets
 from ..engine.fanout import Fanout
 from ..engine.hub import Hub
 from ..engine.rooms import Rooms
@@ -52,6 +53,8 @@ class EndpointContext(Protocol):
     def hub(self) -> Hub: ...  # the tutorial chat
     @property
     def rooms(self) -> Rooms: ...  # the rooms of asgi-chat.v1
+    @property
+    def budgets(self) -> OutputBudgets: ...  # what requests may make the server send (engine/budget.py)
     @property
     def verify_credential(self) -> Callable[[str], bool]: ...  # whether a credential is accepted
 

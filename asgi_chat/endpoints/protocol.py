@@ -40,6 +40,7 @@ ERROR_CODES: Final = frozenset(
         "too_many_rooms",
         "too_large",
         "unavailable",
+        "slow_down",
         "internal",
     }
 )
@@ -77,6 +78,7 @@ class Join:
     room: str
     since: Since | None = None  # resume after this position
     history: int | None = None  # or: the last K messages; neither: live only
+    presence: bool = True  # false: no presence frames from this room (a big room's viewer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +102,15 @@ class History:
     limit: int
 
 
-Request = Hello | Join | Say | Leave | History
+@dataclass(frozen=True, slots=True)
+class Members:
+    """``{"type": "presence", "room": R}``: who is in the room now (answered ``members``)."""
+
+    id: str | None
+    room: str
+
+
+Request = Hello | Join | Say | Leave | History | Members
 
 
 def parse_request(text: str, max_text_chars: int) -> Request:
@@ -158,6 +168,12 @@ class _Fields:
             raise BadRequest("bad_request", f"{name} must be a string")
         return encodable(value, name)
 
+    def flag(self, name: str, default: bool) -> bool:
+        value = self.frame.get(name, default)
+        if not isinstance(value, bool):
+            raise BadRequest("bad_request", f"{name} must be true or false")
+        return value
+
     def optional_whole(self, name: str) -> int | None:
         return self.whole(name) if name in self.frame else None
 
@@ -193,7 +209,7 @@ def _join(fields: _Fields, request_id: str | None, max_text_chars: int) -> Join:
         raise BadRequest("bad_request", "since and history exclude each other")
     history = fields.optional_whole("history")
     since = _since(fields.frame["since"]) if "since" in fields.frame else None
-    return Join(request_id, room, since, history)
+    return Join(request_id, room, since, history, fields.flag("presence", True))
 
 
 def _since(value: object) -> Since:
@@ -225,10 +241,15 @@ def _history(fields: _Fields, request_id: str | None, max_text_chars: int) -> Hi
     return History(request_id, room, before, limit)
 
 
+def _members(fields: _Fields, request_id: str | None, max_text_chars: int) -> Members:
+    return Members(request_id, fields.room())
+
+
 _PARSERS: dict[str, Callable[[_Fields, str | None, int], Request]] = {
     "hello": _hello,
     "join": _join,
     "say": _say,
     "leave": _leave,
     "history": _history,
+    "presence": _members,
 }

@@ -24,8 +24,23 @@ def welcome(user: str, request_id: str | None) -> str:
     return encode({"type": "welcome", "user": user}, request_id)
 
 
-def joined(room: str, epoch: str, top: int, presence: list[str], request_id: str | None) -> str:
-    return encode({"type": "joined", "room": room, "epoch": epoch, "offset": top, "presence": presence}, request_id)
+def joined(room: str, epoch: str, top: int, presence: list[str], request_id: str | None, *, listed: bool = True) -> str:
+    """The answer to a join: the room's position, and who is there (``count``, and the names
+    unless the join asked for no presence: a big room's viewer need not receive them all)."""
+    frame: dict[str, object] = {"type": "joined", "room": room, "epoch": epoch, "offset": top}
+    if listed:
+        frame["presence"] = presence
+    frame["count"] = len(presence)
+    return encode(frame, request_id)
+
+
+def members(room: str, users: list[str], request_id: str | None) -> str:
+    """The answer to a ``presence`` request: who is in the room now, on every process."""
+    return encode({"type": "members", "room": room, "members": _people(users), "count": len(users)}, request_id)
+
+
+def _people(users: list[str]) -> list[dict[str, object]]:
+    return [{"user": user} for user in users]
 
 
 def ack(room: str, offset: int, request_id: str | None) -> str:
@@ -58,10 +73,18 @@ def reset(room: str, epoch: str, offset: int) -> str:
     return encode({"type": "gap", "room": room, "reason": "reset", "epoch": epoch, "offset": offset})
 
 
-def presence(room: str, user: str, event: str) -> str:
-    return encode({"type": "presence", "room": room, "user": user, "event": event})
+def presence(room: str, joins: list[str], leaves: list[str]) -> str:
+    """Who joined and who left the room in one window (engine/presence.py): either may be empty."""
+    return encode({"type": "presence", "room": room, "join": _people(joins), "leave": _people(leaves)})
 
 
 def error(code: str, message: str, request_id: str | None = None) -> str:
     """The answer to a request the server could not take (endpoints/protocol.py's BadRequest)."""
     return encode({"type": "error", "code": code, "message": message}, request_id)
+
+
+def slow_down(retry_ms: int, request_id: str | None) -> str:
+    """An ``error`` ``slow_down``: the request would produce output while the connection's (or
+    its address's) output budget is spent (engine/budget.py); ``retry_ms`` says how long to wait."""
+    message = f"too much output asked for: try again in {retry_ms} ms"
+    return encode({"type": "error", "code": "slow_down", "message": message, "retry_ms": retry_ms}, request_id)

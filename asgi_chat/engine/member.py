@@ -25,6 +25,7 @@ from asgiref.typing import WebSocketSendEvent
 from ..asgi.errors import Disconnected, Refusal, TryAgainLater
 from ..asgi.session import Session
 from ..asgi.states import State
+from .budget import UNLIMITED, Budget
 
 if TYPE_CHECKING:
     from .fanout import Fanout
@@ -76,6 +77,7 @@ class Member:
     __slots__ = (
         "_reader",
         "_writer",
+        "budget",
         "fanout",
         "label",
         "outbox",
@@ -90,6 +92,8 @@ class Member:
         self.fanout = fanout
         self.session = session
         self.label = label  # who this is in a log line: "client #7", "user 'ada'"
+        # What its requests may make the server send (budget.py); the endpoint gives it its own.
+        self.budget: Budget = UNLIMITED
         self.state = Flow.READY
         self.reason: Refusal | Disconnected | None = None  # why it ENDED
         # Lines waiting behind a send that could not finish at once; made the first time it is needed.

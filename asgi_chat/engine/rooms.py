@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from . import frames
 from .fanout import offer
 from .member import Member, Outgoing, outgoing
+from .presence import Presence
 from .replay import Stored, Window, plan, want
 from .room import Buffer, Room
 from .stores import RoomStore
@@ -47,15 +48,18 @@ class JoinRequest:
     since: tuple[str, int] | None  # resume after (epoch, offset)
     history: int | None  # or the last K messages; neither: live only
     request_id: str | None
+    presence: bool = True  # False: no presence frames for this member (joined still counts them)
 
 
 class Rooms:
     """Every room of the process, over one store. The store's listener is this object."""
 
-    def __init__(self, store: RoomStore, replay_max: int) -> None:
+    def __init__(self, store: RoomStore, replay_max: int, presence_interval: float = 0.0) -> None:
         self.store = store
         self.replay_max = replay_max  # a resume replays at most this many (ASGI_CHAT_REPLAY_MAX)
+        self.presence_interval = presence_interval  # one presence frame per window (presence.py)
         self._rooms: dict[str, Room] = {}
+        self._presence: dict[str, Presence] = {}  # the rooms of _rooms: their presence frames
         self._open = False
 
     async def open(self) -> None:
@@ -84,17 +88,8 @@ class Rooms:
 
     def presence(self, room: str, user: str, event: str) -> None:
         local = self._rooms.get(room)
-        if local is None:
-            return
-        message = outgoing(frames.presence(room, user, event))
-        for member, name in local.users.items():
-            if name == user:  # to the room's *other* members: the joiner's own list says it all
-                continue
-            buffer = local.joining.get(member)
-            if buffer is None:
-                member.offer(message)
-            else:
-                buffer.append((0, message))
+        if local is not None:  # batched: one frame per member per window (presence.py)
+            self._presence[room].changed(local, user, event)
 
     def gap(self, room: str, first: int, last: int, reason: str) -> None:
         self._tell(room, frames.gap(room, first, last, reason))
@@ -117,22 +112,26 @@ class Rooms:
 
     async def join(self, member: Member, user: str, request: JoinRequest) -> None:
         """Seat ``member`` in the room and send ``joined``, the replay, then live messages."""
-        local = self._rooms.setdefault(request.room, Room())
-        local.seat(member, user, joining=True)
+        local = self._seat(member, user, request)
         try:
             presence = await self.store.enter(request.room, user)
         except BaseException:
             self._unseat(request.room, local, member)
             raise
+        self._presence[request.room].read(member)
         try:
+            # What the window holds is output this join causes: it is read in the budget's turn.
+            await member.budget.wait_turn()
             after, limit = want(request.since[1] if request.since else None, request.history, self.replay_max)
             window = await self.store.window(request.room, after, limit)
-        except BaseException:
+            listed = request.presence
+            joined = frames.joined(request.room, window.epoch, window.top, presence, request.request_id, listed=listed)
+            await _budgeted(member, outgoing(joined))  # its presence list is output the join caused
+            await self._replay(member, request, window, local.joining.get(member, deque()))
+        except BaseException:  # cancelled, or the store failed: out again, as if it never came
             self._unseat(request.room, local, member)
             await self.store.exit(request.room, user)
             raise
-        member.send(frames.joined(request.room, window.epoch, window.top, presence, request.request_id))
-        await self._replay(member, request, window, local.joining.get(member, deque()))
         local.go_live(member)
 
     async def _replay(self, member: Member, request: JoinRequest, window: Window, buffered: Buffer) -> None:
@@ -143,7 +142,7 @@ class Rooms:
         for gap in replay.gaps:
             member.send(frames.gap(request.room, gap.first, gap.last, gap.reason))
         for stored in replay.messages:
-            await _paced(member, outgoing(stored.frame))
+            await _budgeted(member, outgoing(stored.frame))  # the replay: the join's own output
         while buffered:  # what came while joining, and while the replay waited for the client
             offset, message = buffered.popleft()
             if offset == 0 or offset > window.top:  # presence, or a message the window did not hold
@@ -155,10 +154,28 @@ class Rooms:
             self._unseat(room, local, member)
         await self.store.exit(room, user)
 
+    def _seat(self, member: Member, user: str, request: JoinRequest) -> Room:
+        local = self._rooms.get(request.room)
+        if local is None:
+            local = self._rooms[request.room] = Room()
+            self._presence[request.room] = Presence(request.room, self.presence_interval)
+        local.seat(member, user, joining=True)
+        self._presence[request.room].seated(member, quiet=not request.presence)
+        return local
+
     def _unseat(self, room: str, local: Room, member: Member) -> None:
         local.remove(member)
+        self._presence[room].gone(member)
         if not local.users:
             del self._rooms[room]
+            self._presence.pop(room).close()
+
+    async def members(self, member: Member, room: str, request_id: str | None) -> None:
+        """Answer ``member`` with who is in ``room`` now (after a gap, or a presence frame missed)."""
+        member.budget.admit()  # a short request, a long answer: drawn on the budget as history is
+        reply = outgoing(frames.members(room, await self.store.present(room), request_id))
+        member.budget.charge(reply.size)
+        member.offer(reply)
 
     async def say(self, member: Member, user: str, room: str, text: str, say_id: str | None) -> None:
         """Publish ``text`` in ``room`` and answer ``member`` with its offset (``ack``).
@@ -173,9 +190,16 @@ class Rooms:
 
     async def history(self, member: Member, room: str, before: int, limit: int, request_id: str | None) -> None:
         """Answer ``member`` with the room's retained messages before ``before``: their frames as
-        stored, each encoded once when it was said, in one ``history`` frame."""
+        stored, each encoded once when it was said, in one ``history`` frame.
+
+        Raises :class:`~.budget.SlowDown` while the member's output budget is in debt, before the
+        store is asked: a refused page costs nothing. A page let in is charged what it weighs.
+        """
+        member.budget.admit()
         messages = await self.store.before(room, before, limit)
-        member.send(frames.history(room, [stored.frame for stored in messages], request_id))
+        reply = outgoing(frames.history(room, [stored.frame for stored in messages], request_id))
+        member.budget.charge(reply.size)
+        member.offer(reply)
 
 
 async def _paced(member: Member, message: Outgoing) -> None:
@@ -189,3 +213,17 @@ async def _paced(member: Member, message: Outgoing) -> None:
     member.offer(message)
     if member.backlogged():
         await member.drained()
+
+
+async def _budgeted(member: Member, message: Outgoing) -> None:
+    """Offer a line a join produced (``joined``, a replayed message) once the member's output
+    budget allows it (budget.py), and charge it; then pace it as any replayed line.
+
+    The live lines that came meanwhile wait in the joiner's buffer, in order, as they do while
+    :func:`_paced` waits; they are not charged, and not held back by the budget, once their
+    turn comes: they are the room's traffic, not the join's, and a room busier than the budget
+    would otherwise keep the joiner from ever catching up.
+    """
+    await member.budget.wait_turn()
+    member.budget.charge(message.size)
+    await _paced(member, message)

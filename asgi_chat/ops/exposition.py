@@ -50,11 +50,24 @@ class BrokerState(Protocol):
     def dropped(self) -> int: ...
 
 
+class BoundState(Protocol):
+    """One of a store's bounds (engine/stores' Bound)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def used(self) -> int: ...
+    @property
+    def limit(self) -> int: ...
+
+
 class StoreState(Protocol):
     """What the exposition reads of a room store (engine/stores' RoomStore has it)."""
 
     @property
     def healthy(self) -> bool: ...
+
+    def bounds(self) -> tuple[BoundState, ...]: ...
 
 
 class _CounterMirror:
@@ -114,6 +127,22 @@ class _Instruments:
             registry=registry,
             multiprocess_mode="livemin",
         )
+        # A store's bounds: memory's are each worker's own, Redis' the deployment's (every worker
+        # reports the same figure): "max" adds them up as the fullest worker sees them.
+        self.bound_used = Gauge(
+            "asgi_chat_store_bound_used",
+            "What the rooms' store holds against each bound (rooms, history_bytes, say_ids).",
+            ["bound"],
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        self.bound_limit = Gauge(
+            "asgi_chat_store_bound_limit",
+            "Each bound of the rooms' store (0: off); used >= limit: full, the oldest give way.",
+            ["bound"],
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
         line_seconds = Histogram(
             "asgi_chat_line_delivery_seconds",
             f"Seconds from receiving a chat line to starting its last recipient's send (1 line in {LINE_SAMPLE}).",
@@ -139,6 +168,9 @@ class _Instruments:
         self.broker_up.set(int(broker.healthy))
         self.broker_dropped.sync(broker.dropped)
         self.rooms_up.set(int(store is None or store.healthy))
+        for bound in store.bounds() if store is not None else ():
+            self.bound_used.labels(bound=bound.name).set(bound.used)
+            self.bound_limit.labels(bound=bound.name).set(bound.limit)
 
 
 class Exposition:

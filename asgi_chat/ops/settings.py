@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 PREFIX = "ASGI_CHAT_"
 logger = logging.getLogger("asgi_chat")
@@ -64,17 +65,54 @@ def _state_url(text: str) -> str:
     return url
 
 
-def setting(default: Any, parse: Callable[[str], object], expects: str, help: str, group: str) -> Any:
+# RFC 7518 section 3.2: "A key of the same size as the hash output (for instance, 256 bits for
+# "HS256") or larger MUST be used with this algorithm."
+MIN_SECRET_BYTES = 32
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+def _secret(text: str) -> str:
+    value = text.strip()
+    if len(value.encode()) < MIN_SECRET_BYTES:
+        raise ValueError
+    return value
+
+
+def _keys_url(text: str) -> str:
+    """An https:// URL (keys fetched over plain HTTP could be swapped on the way), or http:// to
+    this machine (a test's server, a sidecar)."""
+    url = text.strip()
+    parts = urlsplit(url)
+    if not parts.hostname or not (
+        parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)
+    ):
+        raise ValueError
+    return url
+
+
+def _url_or_path(text: str) -> str | None:
+    url = text.strip()
+    if url and not url.startswith(("/", "https://", "http://")):
+        raise ValueError
+    return url or None
+
+
+def setting(
+    default: Any, parse: Callable[[str], object], expects: str, help: str, group: str, *, secret: bool = False
+) -> Any:
     """A field read from ``ASGI_CHAT_<NAME>``: ``parse`` turns the text into the value (raising
     ValueError when it cannot), ``expects`` says what it wants (for the error message), ``help``
-    what it does and ``group`` where it belongs (docs/configuration.md is generated from these)."""
-    return field(default=default, metadata={"parse": parse, "expects": expects, "help": help, "group": group})
+    what it does and ``group`` where it belongs (docs/configuration.md is generated from these).
+    A ``secret`` one is left out of the settings' repr and of error messages."""
+    metadata = {"parse": parse, "expects": expects, "help": help, "group": group, "secret": secret}
+    return field(default=default, repr=not secret, metadata=metadata)
 
 
 OFF = " (0 turns the limit off)"
 LIMITS = "inbound limits (security)"
 FANOUT = "the fan-out (slow-consumer policy)"
 ROOMS = "the rooms of asgi-chat.v1 (/chat/ws)"
+IDENTITY = "identity (/chat/ws)"
 PLUMBING = "plumbing"
 
 
@@ -131,16 +169,132 @@ class Settings:
     rooms_per_connection: int = count(
         16, "rooms", "rooms one connection may be in at once; one more is answered `too_many_rooms`", ROOMS
     )
-    max_rooms: int = count(10000, "rooms", "rooms this process holds, joined or remembered", ROOMS)
+    max_rooms: int = count(
+        10000,
+        "rooms",
+        "rooms with history or members, for this process (memory) or the deployment (Redis); at the cap the "
+        "longest idle room is forgotten before a new one is refused `too_many_rooms`",
+        ROOMS,
+    )
     room_idle_seconds: float = number(86400.0, "seconds", "an empty room silent this long is forgotten", ROOMS)
     replay_max: int = count(1000, "messages", "a resume replays at most this many; older ones: `gap limit`", ROOMS)
     history_messages: int = count(1000, "messages", "messages kept per room", ROOMS)
-    history_max_bytes: int = count(64 * 1024 * 1024, "bytes", "history kept for all rooms of the process", ROOMS)
+    history_max_bytes: int = count(
+        64 * 1024 * 1024,
+        "bytes",
+        "history kept for all rooms of this process (memory) or the deployment (Redis); past it the oldest "
+        "messages go first, whichever room holds them",
+        ROOMS,
+    )
+    dedup_max: int = count(
+        100_000,
+        "say ids",
+        "say ids remembered at most for all rooms (the oldest are forgotten first): the process's (memory) "
+        "or the deployment's (Redis)",
+        ROOMS,
+    )
+    presence_interval: float = number(
+        0.25,
+        "seconds",
+        "presence changes of a room are sent as one `presence` frame per member at most this often; 0: at once",
+        ROOMS,
+    )
+    output_bytes_per_second: int = count(
+        1024 * 1024,
+        "bytes per second",
+        "what history pages and join replays may send one connection; past it they wait, or are answered `slow_down`",
+        ROOMS,
+    )
+    address_output_bytes_per_second: int = count(
+        4 * 1024 * 1024,
+        "bytes per second",
+        "the same budget, shared by every connection from one client address",
+        ROOMS,
+    )
     presence_timeout: float = number(
         30.0,
         "seconds",
         "on Redis: a process silent this long (killed, host lost) has its users announced as left",
         ROOMS,
+    )
+    jwt_secret: str | None = setting(
+        None,
+        _secret,
+        f"a secret of at least {MIN_SECRET_BYTES} bytes",
+        "the HMAC key (HS256 unless `ASGI_CHAT_JWT_ALGORITHMS` says otherwise) that verifies connection tokens; "
+        "never printed (not in the settings' repr, nor in an error message)",
+        IDENTITY,
+        secret=True,
+    )
+    jwt_public_key_file: str | None = setting(
+        None,
+        _optional,
+        "the path of a PEM file: an RSA (2048 bits or more), EC or Ed25519 public key, or a certificate",
+        "the public key that verifies connection tokens (RS256, ES256, EdDSA...)",
+        IDENTITY,
+    )
+    jwks_url: str | None = setting(
+        None,
+        _keys_url,
+        "an https:// URL (http:// only to this machine)",
+        "a JSON Web Key Set that verifies connection tokens by their `kid`, fetched without blocking and "
+        "fetched again (at most once a minute) when a token names an unknown `kid`",
+        IDENTITY,
+    )
+    jwt_algorithms: tuple[str, ...] = setting(
+        (),
+        _words,
+        "JWS algorithm names (HS256, RS256, PS256, ES256, EdDSA...) separated by commas or spaces",
+        "the algorithms a token may use (never `none`, never taken from the token alone); unset: the key's own "
+        "(HS256 for a secret, the PEM key's, RS256 ES256 EdDSA for a key set)",
+        IDENTITY,
+    )
+    jwt_audience: str | None = setting(
+        None,
+        _optional,
+        "a string",
+        "when set, a token's `aud` must name it (and a token with `aud` needs it)",
+        IDENTITY,
+    )
+    jwt_issuer: str | None = setting(None, _optional, "a string", "when set, a token's `iss` must be it", IDENTITY)
+    jwt_leeway: float = number(
+        30.0, "seconds", "clock skew allowed when checking a token's `exp`, `nbf` and `iat`", IDENTITY
+    )
+    guests: bool = setting(
+        True,
+        _bool,
+        "1/0, true/false, yes/no or on/off",
+        "a `hello` without a token but with a name makes a guest (turn it off in production if every user has a token)",
+        IDENTITY,
+    )
+    secret: str | None = setting(
+        None,
+        _secret,
+        f"a secret of at least {MIN_SECRET_BYTES} bytes",
+        "the server's own key, which signs guest tokens; required with guests when several processes share "
+        "rooms, else made at start-up (with a warning); never printed",
+        IDENTITY,
+        secret=True,
+    )
+    token_grace: float = number(
+        25.0,
+        "seconds",
+        "a connection whose token expired and was not refreshed is closed with 4001 this long after `exp`",
+        IDENTITY,
+    )
+    token_url: str | None = setting(
+        None,
+        _url_or_path,
+        "a path (/token) or an http(s):// URL",
+        "where the /chat page fetches a token from the operator's backend (with its cookies); unset: guests only",
+        IDENTITY,
+    )
+    room_policy: str | None = setting(
+        None,
+        _optional,
+        "the path of a TOML file",
+        "which rooms are private or read-only (docs/identity.md); read at start-up",
+        IDENTITY,
     )
     state_url: str = setting(
         "memory://",
@@ -185,7 +339,8 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         try:
             values[spec.name] = spec.metadata["parse"](raw)
         except ValueError:
-            raise SettingsError(f"{name}={raw!r}: expected {spec.metadata['expects']}") from None
+            shown = "***" if spec.metadata["secret"] else repr(raw)  # a secret is never printed, not even a bad one
+            raise SettingsError(f"{name}={shown}: expected {spec.metadata['expects']}") from None
     return dataclasses.replace(Settings(), **values)  # type: ignore[arg-type]  # typed by each field's parser
 
 

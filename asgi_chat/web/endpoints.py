@@ -74,6 +74,10 @@ async def healthz(request: HttpRequest, ctx: WebContext) -> Response:
         "broker": "up" if broker.healthy else "down",
         "broker_dropped": broker.dropped,
         "rooms": "up" if store.healthy else "down",  # the rooms' store: memory, or Redis
+        # Each bound of the store, and which are full (the oldest give way to the next: a full
+        # bound is no outage, but an operator should know it is reached).
+        "bounds": {bound.name: {"used": bound.used, "limit": bound.limit} for bound in store.bounds()},
+        "full": [bound.name for bound in store.bounds() if bound.full],
     }
     body.update(ctx.metrics.as_dict())
     return json_response(HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE, body)

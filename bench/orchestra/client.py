@@ -22,10 +22,16 @@ class ClientTimeout(RuntimeError):
 
 
 class LoadClient:
-    """wsload pinned to `cpus` (CLIENT_CPU but for scale-out); JSON lines on its stdout, commands on its stdin."""
+    """wsload pinned to `cpus` (CLIENT_CPU but for scale-out); JSON lines on its stdout, commands on its stdin.
 
-    def __init__(self, args: Sequence[str], stderr_path: Path, cpus: int | str = CLIENT_CPU) -> None:
-        self.argv = [*taskset(cpus), str(WSLOAD), *args]
+    `program` runs another client speaking the same way instead (the fairness scenario's Python
+    clients, bench/abuse.py and bench/honest.py).
+    """
+
+    def __init__(
+        self, args: Sequence[str], stderr_path: Path, cpus: int | str = CLIENT_CPU, program: Sequence[str] = ()
+    ) -> None:
+        self.argv = [*taskset(cpus), *(program or [str(WSLOAD)]), *args]
         self.stderr: IO[bytes] = stderr_path.open("wb")
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr)
         self.buffer = b""
@@ -65,6 +71,14 @@ class LoadClient:
         assert self.proc.stdout is not None
         self.proc.stdout.close()
         self.stderr.close()
+
+    def expect(self, name: str, timeout: float) -> dict[str, Any]:
+        """Events up to the first `name`; a `result` with an error before it raises ClientTimeout."""
+        deadline = time.monotonic() + timeout
+        while (event := self.event(deadline))["event"] != name:
+            if event["event"] == "result" and "error" in event:
+                raise ClientTimeout(f"client error: {event['error']}")
+        return event
 
 
 # --- scenarios ----------------------------------------------------------------------------------

@@ -51,6 +51,7 @@ class Server:
     argv: Callable[[int], list[str]]
     env: dict[str, str]
     client_args: tuple[str, ...] = ()  # extra wsload arguments (the rooms scenario's --proto v1)
+    cwd: Path | None = None  # where it runs (and imports asgi_chat from): ROOT unless --before's checkout
 
 
 def _uvicorn(app: str, *extra: str) -> Callable[[int], list[str]]:
@@ -118,3 +119,34 @@ REDIS_APPEND = (
     Server("redis-append", "RedisStore.append (Lua: offset, XADD, PUBLISH)", _append("append"), {}),
     Server("redis-publish", "plain PUBLISH of the same frame", _append("publish"), {}),
 )
+
+
+# The fairness scenario (issue 18): asgi_chat with its defaults, security limits on (20 frames/s per
+# connection, burst 40, 100 connections per address): the attackers stay within them.
+FAIRNESS = (Server("asgi_chat", "asgi_chat, default limits", _uvicorn("asgi_chat:app"), {}),)
+
+# The join storm (issue 18): the rooms scenario's two ways into one asgi_chat, limits off.
+JOINSTORM = ROOMS
+
+# `--before DIR`: these scenarios also run asgi_chat from another checkout, side by side.
+BEFORE_SCENARIOS = ("rooms", "joinstorm", "fairness")
+
+
+def before_name(name: str) -> str:
+    """The name of a server's --before twin: asgi_chat -> asgi_chat_before, asgi_chat-room -> asgi_chat_before-room."""
+    return name.replace("asgi_chat", "asgi_chat_before", 1)
+
+
+def before_variant(server: Server, checkout: Path) -> Server:
+    """The same server on another checkout's asgi_chat, named asgi_chat_before...
+
+    It runs in that checkout, with it first on PYTHONPATH: `python -m uvicorn` puts its working
+    directory first on sys.path, so from ROOT it would import this checkout's package instead.
+    """
+    return dataclasses.replace(
+        server,
+        name=before_name(server.name),
+        title=f"before: {server.title}",
+        env={**server.env, "PYTHONPATH": str(checkout)},
+        cwd=checkout,
+    )

@@ -11,7 +11,8 @@ from typing import Any
 
 from .client import ClientTimeout, LoadClient, follow
 from .config import LOGS, ROOT, SCALEOUT_WORKERS, Server
-from .processes import RedisProcess, ServerDied, ServerProcess, taskset
+from .fairness import measure_fairness
+from .processes import RedisProcess, ServerDied, ServerProcess, code_fingerprint, server_setting, taskset
 from .procfs import CLK_TCK, Mark, cpu_ticks, established_by_pid, proc_status_kib, settle, wait_for_quiet
 from .scenarios import Case, Sizes
 
@@ -22,7 +23,10 @@ def run_one(server: Server, case: Case, deflate: bool, rep: int, sizes: Sizes) -
     record: dict[str, Any] = {"server": server.name, "case": case.key, "scenario": case.scenario}
     record["kind"] = case.measure
     record |= {"deflate": deflate, "rep": rep, "ok": False, "error": None}
-    record["quiet_wait_s"], record["busy_before_pct"] = wait_for_quiet()
+    record["quiet_wait_s"], record["busy_before_pct"] = wait_for_quiet(timeout=sizes.quiet_wait)
+    record["code"] = code_fingerprint(server)
+    if case.scenario == "joinstorm":
+        record["presence_window_s"], record["presence_window_known"] = presence_window(server)
     began = time.monotonic()
     redis: RedisProcess | None = None
     proc: ServerProcess | None = None
@@ -48,7 +52,9 @@ def run_one(server: Server, case: Case, deflate: bool, rep: int, sizes: Sizes) -
         record["server_processes"] = {str(pid): role for pid, role in proc.find_processes().items()}
         args = [*case.args, *server.client_args, "--port", str(proc.port), "--deflate", "1" if deflate else "0"]
         args += ["--hold", "120"]
-        if case.measure == "idle":
+        if case.measure == "fairness":
+            record |= measure_fairness(proc, case, sizes, tag)
+        elif case.measure == "idle":
             record |= measure_idle(proc, args, case, sizes, tag)
         elif case.measure == "resume":
             record |= measure_resume(proc, args, case, tag)
@@ -70,6 +76,18 @@ def run_one(server: Server, case: Case, deflate: bool, rep: int, sizes: Sizes) -
             redis.stop()  # after the server: its workers never see Redis go away
         record["elapsed_s"] = time.monotonic() - began
     return record
+
+
+DEFAULT_PRESENCE_WINDOW = 0.25  # the join storm's bound, for a server without a presence window
+_windows: dict[str, tuple[float, bool]] = {}
+
+
+def presence_window(server: Server) -> tuple[float, bool]:
+    """The server's presence window in seconds, and whether it has one (else 0.25 s is assumed)."""
+    if server.name not in _windows:
+        value = server_setting(server, "presence_interval")
+        _windows[server.name] = (value, True) if value else (DEFAULT_PRESENCE_WINDOW, False)
+    return _windows[server.name]
 
 
 def log_lines(path: Path) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import resource
 import shutil
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import IO
 
 from .config import HOST, LOGS, NOFILE, REDIS_CHANNEL, REDIS_SERVER, ROOT, SERVER_CPU, SERVER_ENV, Server
@@ -58,7 +60,7 @@ class ServerProcess:
         env = {**os.environ, **server.env, **(extra_env or {}), "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(
             [*taskset(cpus), *server.argv(self.port)],
-            cwd=ROOT,
+            cwd=server.cwd or ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=self.log,
@@ -218,13 +220,47 @@ def raise_nofile() -> int:
     return want
 
 
-def asgi_chat_importable() -> str | None:
+def asgi_chat_importable(checkout: Path = ROOT) -> str | None:
+    """None if `import asgi_chat` works in `checkout` (the way its server imports it), else why not."""
     probe = subprocess.run(
         [sys.executable, "-c", "import asgi_chat"],
-        cwd=ROOT,
-        env={**os.environ, **SERVER_ENV},
+        cwd=checkout,
+        env={**os.environ, **SERVER_ENV, "PYTHONPATH": str(checkout)},
         capture_output=True,
         text=True,
         check=False,
     )
     return None if probe.returncode == 0 else (probe.stderr.strip().splitlines() or ["?"])[-1]
+
+
+def server_setting(server: Server, name: str) -> float | None:
+    """A setting of the asgi_chat that `server` runs, as its environment makes it (None if it has none).
+
+    The join storm's presence bound needs the server's presence window, a setting a newer
+    asgi_chat has and an older one lacks.
+    """
+    code = f"from asgi_chat.ops.settings import from_env\nprint(float(getattr(from_env(), {name!r}, 'nan')))"
+    probe = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=server.cwd or ROOT,
+        env={**os.environ, **server.env},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    try:
+        value = float(probe.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        return None
+    return None if value != value else value  # NaN: no such setting
+
+
+def code_fingerprint(server: Server) -> str:
+    """A short hash of the asgi_chat source a server runs: other engineers may change it mid-run."""
+    package = (server.cwd or ROOT) / "asgi_chat"
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        with contextlib.suppress(OSError):
+            digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]

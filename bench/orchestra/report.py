@@ -15,6 +15,7 @@ from typing import Any
 
 from .config import CLIENT_CPU, END_MARK, RESULTS_PAGE, SERVER_CPU, START_MARK, UVICORN_OPTIONS
 from .figures import _mib, fmt
+from .issue18 import fairness_section, joinstorm_section
 from .scaleout import scaleout_section, split_text
 from .scenarios import FULL, SCENARIOS, Case, Sizes, cases
 from .sections import rooms_section, roomscale_section
@@ -65,8 +66,23 @@ def setup_lines(meta: dict[str, Any]) -> list[str]:
         "limits off, everything else default); the uvicorn apps with the same options "
         f"(`{' '.join(UVICORN_OPTIONS)}`). permessage-deflate: each figure was measured with the "
         "client not offering it (deflate off) and offering it as browsers do "
-        "(`permessage-deflate; client_max_window_bits`, deflate on; the servers accept it).",
+        "(`permessage-deflate; client_max_window_bits`, deflate on; the servers accept it) "
+        "(the fairness scenario's asgi_chat keeps its limits, see there).",
+        *checkout_lines(meta),
     ]
+
+
+def checkout_lines(meta: dict[str, Any]) -> list[str]:
+    """Which asgi_chat was measured: this checkout's commit and, with --before, the other's."""
+    if not meta.get("commit"):
+        return []
+    line = f"asgi_chat: this checkout, at {meta['commit']}"
+    if meta.get("before"):
+        line += (
+            f"; `--before {meta['before']}` at {meta.get('before_commit')}, measured side by side as "
+            "`asgi_chat_before` (labelled before) in the rooms, join storm and fairness sections"
+        )
+    return ["", line + "."]
 
 
 def report(
@@ -101,6 +117,9 @@ def report(
     roomscale = roomscale_section(records, sizes)
     if roomscale:
         lines += ["", *roomscale]
+    for section in (joinstorm_section(records, sizes), fairness_section(records, sizes)):
+        if section:
+            lines += ["", *section]
     lines += [
         "",
         "How each figure is measured: [How the benchmark measures](benchmark-method.md).",
@@ -162,12 +181,34 @@ def summary_line(record: dict[str, Any]) -> str:
             f"{c['duplicates']} dup, {c['gap_frames']} gaps, peak RSS "
             f"{fmt(_mib(record.get('server_peak_rss_kib')))} MiB ({cpu})"
         )
+    if scenario == "fairness":
+        return fairness_line(record)
     if scenario == "idle":
-        return f"{fmt(record.get('mem_per_conn_kib'), '{:.1f}')} KiB/conn, {c['connections_per_s']:,.0f} conn/s ({cpu})"
+        text = f"{fmt(record.get('mem_per_conn_kib'), '{:.1f}')} KiB/conn, {c['connections_per_s']:,.0f} conn/s"
+        if record["scenario"] == "joinstorm":
+            text += f", {record.get('status', {}).get('presence_frames', 0):,} presence frames"
+        return f"{text} ({cpu})"
     return (
         f"{c['roundtrips_per_s']:,.0f} round trips/s, "
         f"p50 {c['lat_p50_ms']:.2f} ms, p99 {c['lat_p99_ms']:.2f} ms ({cpu})"
     )
+
+
+def fairness_line(record: dict[str, Any]) -> str:
+    """The honest client's round trips and what the attackers got back."""
+    c, att = record["client"], record.get("attackers") or {}
+    text = (
+        f"honest {c['lines']} lines p50 {fmt(c['p50_ms'], '{:.1f}')} ms, p99 {fmt(c['p99_ms'], '{:.1f}')} ms, "
+        f"max {fmt(c['max_ms'], '{:.1f}')} ms, {c['unacked']} unacked"
+        + (f", CLOSED {c['close_code']}" if c.get("closed") else "")
+    )
+    if att:
+        text += (
+            f"; attackers {att['sent_per_s']:,.0f} frames/s, errors {att['errors'] or '-'}, closes "
+            f"{att['closes'] or '-'}, refused {att['refused'] or '-'}"
+        )
+    server, clients = fmt(record.get("server_cpu_pct")), fmt(record.get("attackers_cpu_pct"))
+    return f"{text} (server {server} % CPU, attackers {clients} %, other {fmt(record.get('other_cpu_pct'))} %)"
 
 
 def report_saved(path: Path, write: bool) -> int:
@@ -178,7 +219,7 @@ def report_saved(path: Path, write: bool) -> int:
     fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["sizes"].items() if k in known}
     sizes = dataclasses.replace(FULL, **fields)
     only = [name for name in SCENARIOS if any(r["scenario"] == name for r in records)]
-    framed = ("scaleout", "rooms", "roomscale")
+    framed = ("scaleout", "rooms", "roomscale", "joinstorm", "fairness")
     deflates = sorted({bool(r["deflate"]) for r in records if r["scenario"] not in framed} or {False})
     all_cases = cases(sizes, only)
     section = report(meta, records, all_cases, evaluate_targets(records, sizes, deflates), deflates, sizes)

@@ -31,6 +31,21 @@ class Sizes:
     no_progress: float  # a run with no delivery for this long is stopped and reported as is
     rooms_members: int = 1000  # the rooms scenario: members of the one room (fan-out, idle, resume)
     rooms_missed: int = 100  # lines each resuming client missed
+    # The fairness scenario (issue 18): an honest client beside attackers, one attack per run.
+    fair_seconds: float = 10.0  # the attack's measured window
+    fair_attackers: int = 100  # connections from one address (the per-address limit's default)
+    fair_procs: int = 2  # attacker processes, fair_attackers split between them
+    fair_churners: int = 10  # the presence attack's joiners and leavers
+    fair_members: int = 500  # idle members of the honest client's room in the presence attack
+    fair_fill_lines: int = 1000  # lines in each filled room (history, resume)
+    fair_chars: int = 4000  # characters per filled line and per flooded say (ASGI_CHAT_MAX_TEXT_CHARS)
+    fair_resume_rooms: int = 8  # filled rooms each resume attacker joins from offset 0
+    fair_rate: float = 18.0  # each attacker's frames per second (the server allows 20, burst 40)
+    fair_honest_rate: float = 10.0  # the honest client's says per second
+    # The join storm (issue 18): clients joining one room at once, against the tutorial chat's connects.
+    joinstorm_clients: int = 1000
+    joinstorm_concurrency: int = 50  # connections in flight: until joined (room), until accepted (chat)
+    quiet_wait: float = 20.0  # seconds each run may wait for the machine's other work to pause first
 
 
 FULL = Sizes(
@@ -62,9 +77,15 @@ QUICK = dataclasses.replace(
     idle_warmup=100,
     echo_seconds=1.5,
     scaleout_pairs=1,
+    fair_seconds=4.0,
+    fair_members=200,
+    fair_fill_lines=300,
+    joinstorm_clients=300,
 )
 
-SCENARIOS = ("fanout", "stalled", "idle", "echo", "rooms", "scaleout", "roomscale")
+SCENARIOS = ("fanout", "stalled", "idle", "echo", "rooms", "scaleout", "roomscale", "joinstorm", "fairness")
+# The fairness scenario's runs, one attack each (bench/abuse.py's kinds), and the run without one.
+ATTACKS = ("baseline", "history", "history-noread", "resume", "presence", "malformed", "sayflood")
 
 
 @dataclass(frozen=True)
@@ -93,6 +114,8 @@ def cases(sizes: Sizes, only: Sequence[str]) -> list[Case]:
         ("rooms", _rooms_cases),
         ("roomscale", _roomscale_cases),
         ("scaleout", _scaleout_cases),
+        ("joinstorm", _joinstorm_cases),
+        ("fairness", _fairness_cases),
     )
     return [case for name, build in builders if name in only for case in build(sizes, common)]
 
@@ -270,6 +293,39 @@ def _scaleout_cases(sizes: Sizes, common: tuple[str, ...]) -> list[Case]:
     return result
 
 
+def _joinstorm_cases(sizes: Sizes, common: tuple[str, ...]) -> list[Case]:
+    """Issue 18: N clients join one room as fast as they can, against N connecting to the tutorial chat."""
+    n, k = sizes.joinstorm_clients, sizes.joinstorm_concurrency
+    return [
+        Case(
+            f"joinstorm-{n}",
+            "joinstorm",
+            f"{n} clients join one room, {k} in flight, vs {n} connecting to the tutorial chat",
+            ("--mode", "idle", "--connections", str(n), "--concurrency", str(k), "--until-joined", "1",
+             "--room", "storm"),
+            240,  # the older server's joins announce presence to every member: ~N²/2 frames
+            kind="idle",
+        )
+    ]  # fmt: skip
+
+
+def _fairness_cases(sizes: Sizes, common: tuple[str, ...]) -> list[Case]:
+    """Issue 18: the honest client's say round trips, alone and beside each attack."""
+    result: list[Case] = []
+    for attack in ATTACKS:
+        who = {"baseline": "no attackers", "presence": f"{sizes.fair_churners} attackers"}
+        result.append(
+            Case(
+                f"fair-{attack}",
+                "fairness",
+                f"An honest client's says, {who.get(attack, f'{sizes.fair_attackers} attackers')}: {attack}",
+                (),
+                sizes.fair_seconds + 150,
+            )
+        )
+    return result
+
+
 def rounds(case: Case, sizes: Sizes) -> int:
     """Runs of each server per repetition: 1, or sizes.scaleout_pairs for scale-out's A and B."""
     return sizes.scaleout_pairs if case.measure == "scaleout" else 1
@@ -278,6 +334,8 @@ def rounds(case: Case, sizes: Sizes) -> int:
 def case_deflates(case: Case, deflates: Sequence[bool]) -> list[bool]:
     """Scale-out and rooms run without deflate (the question is the broker, the room), unless only
     `--deflate on` was asked."""
+    if case.scenario in ("joinstorm", "fairness"):
+        return [False]  # what they measure is the room protocol's work; their Python clients offer none
     if case.scenario in ("scaleout", "rooms", "roomscale") and False in deflates:
         return [False]
     return list(deflates)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,6 +11,8 @@ from .config import (
     ROOMS,
     SCALEOUT_ROOMS,
     SCALEOUT_WORKERS,
+    Server,
+    before_name,
 )
 from .figures import (
     METRICS,
@@ -30,21 +33,27 @@ from .targets import delivery_counts
 
 
 def rooms_section(records: Sequence[dict[str, Any]], all_cases: Sequence[Case]) -> list[str]:
-    """The rooms scenario: asgi_chat's /chat/ws room beside its own tutorial chat on /ws/{id}."""
-    chat, room = ROOMS
+    """The rooms scenario: asgi_chat's /chat/ws room beside its own tutorial chat on /ws/{id}
+    (and, after --before, the other checkout's two, in columns of their own)."""
+    pairs: list[tuple[Server, ...]] = [ROOMS]
+    if any(r["server"] == before_name(ROOMS[0].name) for r in records):
+        pairs.append(tuple(dataclasses.replace(s, name=before_name(s.name), title=f"before: {s.title}") for s in ROOMS))
     rows = []
     for case in all_cases:
         if case.scenario != "rooms":
             continue
         for metric in ROOMS_METRICS[case.measure]:
-            t, a = (med(records, s.name, case.key, False, metric) for s in (chat, room))
-            if t is None and a is None:
+            cells = []
+            for chat, room in pairs:
+                t, a = (med(records, s.name, case.key, False, metric) for s in (chat, room))
+                cell = fmt_ratio(ratio(a, t)) if metric.higher_is_better is not None and t is not None else ""
+                cells += [fmt(t, metric.fmt), fmt(a, metric.fmt), cell]
+            if all(c in ("n/a", "") for c in cells):
                 continue
-            cell = fmt_ratio(ratio(a, t)) if metric.higher_is_better is not None and t is not None else ""
-            rows.append(f"| {case.key} | {metric.name} ({metric.unit}) | {fmt(t, metric.fmt)} | "
-                        f"{fmt(a, metric.fmt)} | {cell} |")  # fmt: skip
+            rows.append(f"| {case.key} | {metric.name} ({metric.unit}) | " + " | ".join(cells) + " |")
     if not rows:
         return []
+    head = " | ".join(f"{chat.title} | {room.title} | room / tutorial chat" for chat, room in pairs)
     return [
         "### Rooms: an asgi-chat.v1 room beside the tutorial chat, on asgi_chat",
         "",
@@ -61,8 +70,8 @@ def rooms_section(records: Sequence[dict[str, Any]], all_cases: Sequence[Case]) 
         "the first reconnect until the last client has its M lines, and include the presence of the N "
         "rejoins.",
         "",
-        f"| case | figure | {chat.title} | {room.title} | room / tutorial chat |",
-        "| --- | --- | ---: | ---: | ---: |",
+        f"| case | figure | {head} |",
+        "| --- | --- |" + " ---: | ---: | ---: |" * len(pairs),
         *rows,
     ]
 

@@ -38,8 +38,8 @@ def figures_table(records: Sequence[dict[str, Any]], all_cases: Sequence[Case], 
         "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for case in all_cases:
-        if case.scenario in ("scaleout", "rooms", "roomscale"):
-            continue  # a table of its own: scaleout_section, rooms_section, roomscale_section
+        if case.scenario in ("scaleout", "rooms", "roomscale", "joinstorm", "fairness"):
+            continue  # a table of its own: scaleout_section, rooms_section, roomscale_section, issue18.py
         for deflate in deflates:
             if not any(select_records(records, n, case.key, deflate) for n in names):
                 continue
@@ -124,6 +124,7 @@ def observations(records: Sequence[dict[str, Any]]) -> list[str]:
             notes.append(f"- {where}: {c['protocol_errors']} WebSocket protocol errors seen by the client")
         if r["scenario"] == "idle" and r.get("status") and r["status"].get("closed_by_server"):
             notes.append(f"- {where}: {r['status']['closed_by_server']} idle connections closed by the server")
+    notes += code_changes(records)
     fates: dict[tuple[str, bool], list[str]] = {}
     for r in records:
         for s in r.get("client", {}).get("stalled_conns", []):
@@ -143,6 +144,20 @@ def observations(records: Sequence[dict[str, Any]]) -> list[str]:
             f"{len(runs)} run(s) (bench/build/logs/), the last ending `{tail}`"
         )
     return notes
+
+
+def code_changes(records: Sequence[dict[str, Any]]) -> list[str]:
+    """The asgi_chat source changed under a server during the run (others at work on the checkout)."""
+    versions: dict[str, list[str]] = {}
+    for r in records:
+        if r.get("code") and r["code"] not in versions.setdefault(r["server"], []):
+            versions[r["server"]].append(r["code"])
+    return [
+        f"- the asgi_chat source that {server} runs changed during the run: {len(codes)} versions "
+        f"({', '.join(codes)}; each run's is its record's `code` in results/latest.json)"
+        for server, codes in sorted(versions.items())
+        if len(codes) > 1
+    ]
 
 
 def interference(records: Sequence[dict[str, Any]], limit: float = 20.0) -> list[str]:

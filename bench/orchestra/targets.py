@@ -40,6 +40,10 @@ def evaluate_targets(records: Sequence[dict[str, Any]], sizes: Sizes, deflates: 
     targets += rooms_targets(records, sizes)
     targets += roomscale_targets(records)
     targets += scaleout_targets(records)
+    from .issue18 import fairness_targets, joinstorm_targets  # they build on Target, defined here
+
+    targets += joinstorm_targets(records)
+    targets += fairness_targets(records, sizes)
     return targets
 
 

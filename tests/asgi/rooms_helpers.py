@@ -5,14 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from asgi_chat import ChatApp, Settings, create_app
-from tests.rooms_support import Frame, RoomsClient, opened
+from tests.rooms_support import Frame, RoomsClient, opened, presence_of
 
 ROOM = "lobby"
 
 
 def rooms_app(**settings: Any) -> ChatApp:
-    """An app of its own; no rate limit unless a test asks for one (tests send in bursts)."""
-    return create_app(Settings(**{"rate_per_second": 0, **settings}))
+    """An app of its own; no rate limit nor output budget unless a test asks for one (tests send
+    and replay in bursts), and presence sent at once, one frame per change, unless a test asks
+    for a window."""
+    unlimited = {"rate_per_second": 0, "output_bytes_per_second": 0, "address_output_bytes_per_second": 0}
+    return create_app(Settings(**{**unlimited, "presence_interval": 0, **settings}))
 
 
 async def in_room(app: ChatApp, *users: str, room: str = ROOM) -> list[RoomsClient]:
@@ -22,12 +25,7 @@ async def in_room(app: ChatApp, *users: str, room: str = ROOM) -> list[RoomsClie
     for n, client in enumerate(clients):
         await client.join(room)
         for earlier in clients[:n]:
-            assert await earlier.expect("presence") == {
-                "type": "presence",
-                "room": room,
-                "user": users[n],
-                "event": "join",
-            }
+            assert await earlier.expect("presence") == presence_of(room, join=(users[n],))
     return clients
 
 

@@ -141,7 +141,7 @@ async def test_an_outage_is_noticed_and_logged_once_per_process_for_both(
         (chatter_a, member_a), (chatter_b, member_b) = [
             await chat_and_room(app, n, f"user-{n}") for n, app in enumerate((a, b), 1)
         ]
-        assert (await member_a.expect("presence"))["user"] == "user-2"
+        assert (await member_a.expect("presence"))["join"] == [{"user": "user-2"}]
         redis_server.kill()
         parts = [(app.ctx.hub.broker, app.ctx.rooms.store) for app in (a, b)]
         await wait_until(lambda: not any(part.healthy for pair in parts for part in pair))

@@ -14,7 +14,7 @@ from asgi_chat import Settings, create_app
 from asgi_chat.endpoints.protocol import SUBPROTOCOL
 from tests.asgi.rooms_helpers import ROOM, in_room, lines, next_is_live, offsets, rooms_app, say_lines
 from tests.helpers import TIMEOUT, WebSocketClient
-from tests.rooms_support import RoomsClient, opened
+from tests.rooms_support import RoomsClient, opened, presence_of
 
 # --- the handshake ----------------------------------------------------------------------------
 
@@ -51,12 +51,12 @@ async def test_a_binary_frame_closes_1003(joined_first: bool) -> None:
     client = await RoomsClient(app).open("binary")
     if joined_first:
         await client.join(ROOM)
-        assert (await other.expect("presence"))["event"] == "join"
+        assert await other.expect("presence") == presence_of(ROOM, join=("binary",))
     await client.ws.send(data=json.dumps({"type": "say", "room": ROOM, "text": "x"}).encode())
     code, _ = await client.closed()
     assert code == 1003
     if joined_first:  # it left its rooms on the way out
-        assert await other.expect("presence") == {"type": "presence", "room": ROOM, "user": "binary", "event": "leave"}
+        assert await other.expect("presence") == presence_of(ROOM, leave=("binary",))
     await next_is_live(other, other, 1)
 
 
@@ -104,7 +104,7 @@ async def test_a_frame_over_the_size_limit_closes_1009_and_leaves_the_rooms() ->
     assert (await other.expect("msg"))["offset"] == 1
     await big.send_text(too_big)
     assert await big.closed() == (1009, f"message too big: the limit is {limit} bytes")
-    assert await other.expect("presence") == {"type": "presence", "room": ROOM, "user": "big", "event": "leave"}
+    assert await other.expect("presence") == presence_of(ROOM, leave=("big",))
 
 
 async def test_too_many_frames_close_1008_with_a_reason() -> None:

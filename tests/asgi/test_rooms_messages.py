@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tests.asgi.rooms_helpers import ROOM, in_room, lines, next_is_live, offsets, rooms_app, say_lines
-from tests.rooms_support import Frame, RoomsClient, opened
+from tests.rooms_support import Frame, RoomsClient, opened, presence_of
 
 # --- presence --------------------------------------------------------------------------------------
 
@@ -22,7 +22,7 @@ async def test_presence_counts_users_not_connections() -> None:
     first = await zed.join(ROOM)
     assert (first["offset"], first["presence"]) == (0, ["zed"])  # a new room: no message, the joiner present
     assert (await amy_1.join(ROOM))["presence"] == ["amy", "zed"]  # sorted, the joiner included
-    assert await zed.expect("presence") == {"type": "presence", "room": ROOM, "user": "amy", "event": "join"}
+    assert await zed.expect("presence") == presence_of(ROOM, join=("amy",))
     assert (await amy_2.join(ROOM))["presence"] == ["amy", "zed"]  # amy's second tab is still one amy
     await next_is_live(zed, amy_2, 1)  # so zed heard no second join: its next frame is this line
     assert offsets([await amy_1.frame()]) == [1]  # nor did amy's first tab hear of a join of its own
@@ -30,13 +30,13 @@ async def test_presence_counts_users_not_connections() -> None:
     await next_is_live(zed, amy_2, 2)  # zed's next frame is this line, not a leave
     await next_is_live(amy_2, zed, 3)
     await amy_2.disconnect(1006)  # the last tab: amy has left
-    assert await zed.expect("presence") == {"type": "presence", "room": ROOM, "user": "amy", "event": "leave"}
+    assert await zed.expect("presence") == presence_of(ROOM, leave=("amy",))
     bob = await RoomsClient(app).open("Bob")
     assert (await bob.join(ROOM))["presence"] == ["Bob", "zed"]
     await zed.expect("presence")
     await bob.request("leave", room=ROOM)  # a leave request is announced like a close
     await bob.expect("left")
-    assert await zed.expect("presence") == {"type": "presence", "room": ROOM, "user": "Bob", "event": "leave"}
+    assert await zed.expect("presence") == presence_of(ROOM, leave=("Bob",))
     await next_is_live(zed, zed, 4)
 
 
@@ -46,11 +46,11 @@ async def test_a_closed_connection_leaves_every_room_it_was_in() -> None:
     for room in ("one", "two"):
         await watcher.join(room)
         await leaver.join(room)
-        assert (await watcher.expect("presence"))["event"] == "join"
+        assert await watcher.expect("presence") == presence_of(room, join=("leaver",))
     await leaver.disconnect()
     leaves = await watcher.frames(2)
     assert sorted(frame["room"] for frame in leaves) == ["one", "two"]
-    assert {(frame["type"], frame["user"], frame["event"]) for frame in leaves} == {("presence", "leaver", "leave")}
+    assert leaves == [presence_of(frame["room"], leave=("leaver",)) for frame in leaves]
 
 
 # --- say -------------------------------------------------------------------------------------------
@@ -106,7 +106,7 @@ async def test_a_client_that_lost_its_connection_before_the_ack_can_resend() -> 
     await ada.say(ROOM, "did it arrive?", id="k")
     await ada.disconnect(1006)  # before reading the ack
     assert (await bob.expect("msg"))["text"] == "did it arrive?"
-    assert (await bob.expect("presence"))["event"] == "leave"
+    assert await bob.expect("presence") == presence_of(ROOM, leave=("ada",))
     (again,) = await in_room(app, "ada")  # the same user, a new connection
     await bob.expect("presence")
     await again.say(ROOM, "did it arrive?", id="k")

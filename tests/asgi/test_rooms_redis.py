@@ -26,7 +26,7 @@ from asgi_chat.engine.redis_link import RedisLink
 from asgi_chat.engine.stores.redis import RedisStore
 from tests.helpers import TIMEOUT, wait_until
 from tests.redis_support import RedisServer
-from tests.rooms_support import Frame, RoomsClient
+from tests.rooms_support import Frame, RoomsClient, presence_of
 
 pytestmark = pytest.mark.redis
 
@@ -38,7 +38,7 @@ FAST = Timing(timeout=0.5, idle_ping=0.1, backoff_first=0.05, backoff_cap=0.2)
 @asynccontextmanager
 async def started(url: str, **settings: Any) -> AsyncIterator[tuple[ChatApp, RedisStore]]:
     """An app whose rooms live in the Redis at ``url`` (its tutorial chat in memory), and its store."""
-    config = Settings(**{"rate_per_second": 0, **settings})
+    config = Settings(**{"rate_per_second": 0, "presence_interval": 0, **settings})  # a presence frame per change
     store = RedisStore(RedisLink(url, FAST), config)
     app = create_app(config, store=store)
     await app.startup()
@@ -74,7 +74,7 @@ async def next_msg_is(client: RoomsClient, offset: int, text: str) -> None:
 
 
 def presence(user: str, event: str) -> Frame:
-    return {"type": "presence", "room": ROOM, "user": user, "event": event}
+    return presence_of(ROOM, **{event: (user,)})
 
 
 def reset(epoch: str, offset: int) -> Frame:

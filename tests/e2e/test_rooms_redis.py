@@ -20,7 +20,7 @@ from websockets.exceptions import ConnectionClosed
 from tests.e2e.browser_support import TIMEOUT_MS, launch_chromium
 from tests.helpers import TIMEOUT, Server, free_port, uvicorn_command
 from tests.redis_support import RedisServer, running_redis
-from tests.rooms_support import Frame, WireRoomsClient
+from tests.rooms_support import Frame, WireRoomsClient, presence_of
 
 pytestmark = pytest.mark.redis
 
@@ -38,6 +38,7 @@ class Processes:
             "ASGI_CHAT_STATE_URL": redis_server.url,
             "ASGI_CHAT_PRESENCE_TIMEOUT": str(PRESENCE_TIMEOUT),
             "ASGI_CHAT_RATE_PER_SECOND": "0",  # senders send as fast as they can
+            "ASGI_CHAT_PRESENCE_INTERVAL": "0",  # a presence frame per change: each is checked alone
         }
         self.directory = directory
         self.stack = stack
@@ -88,7 +89,7 @@ async def say_lines(client: WireRoomsClient, first: int, last: int) -> list[Fram
 
 
 def presence(user: str, event: str) -> Frame:
-    return {"type": "presence", "room": ROOM, "user": user, "event": event}
+    return presence_of(ROOM, **{event: (user,)})
 
 
 async def next_non_msg(client: WireRoomsClient) -> Frame:

@@ -27,16 +27,18 @@ TOP_LEVEL = {
     f"{PACKAGE}.__main__": "composition",
     f"{PACKAGE}.testing": "testing",  # a tool for any ASGI app: it stands alone, like asgi/
 }
-FOLDERS = ("asgi", "engine", "endpoints", "web", "ops")
+FOLDERS = ("asgi", "engine", "endpoints", "web", "ops", "identity")
 
 # Layer -> the layers it may import (its own always). web/ and ops/ sit side by side: neither
-# imports the other.
+# imports the other. identity/ (who is speaking) imports nothing of the package, like asgi/, so
+# every layer above the lesson may use it.
 MAY_IMPORT: dict[str, frozenset[str]] = {
-    "composition": frozenset({"composition", "web", "ops", "endpoints", "engine", "asgi", "testing"}),
-    "web": frozenset({"endpoints", "engine", "asgi"}),
-    "ops": frozenset({"endpoints", "engine", "asgi"}),
-    "endpoints": frozenset({"engine", "asgi"}),
-    "engine": frozenset({"asgi"}),
+    "composition": frozenset({"composition", "web", "ops", "endpoints", "engine", "identity", "asgi", "testing"}),
+    "web": frozenset({"endpoints", "engine", "identity", "asgi"}),
+    "ops": frozenset({"endpoints", "engine", "identity", "asgi"}),
+    "endpoints": frozenset({"engine", "identity", "asgi"}),
+    "engine": frozenset({"identity", "asgi"}),
+    "identity": frozenset(),
     "asgi": frozenset(),
     "testing": frozenset(),
 }

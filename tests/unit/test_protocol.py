@@ -432,11 +432,19 @@ def test_a_bad_history_is_a_bad_request(fields: dict[str, Any]) -> None:
         (frames.welcome("ada", "h1"), '{"type":"welcome","user":"ada","id":"h1"}'),
         (
             frames.joined("a", "e1", 7, ["ada", "bob"], None),
-            '{"type":"joined","room":"a","epoch":"e1","offset":7,"presence":["ada","bob"]}',
+            '{"type":"joined","room":"a","epoch":"e1","offset":7,"presence":["ada","bob"],"count":2}',
         ),
         (
             frames.joined("a", "e1", 0, [], "j"),
-            '{"type":"joined","room":"a","epoch":"e1","offset":0,"presence":[],"id":"j"}',
+            '{"type":"joined","room":"a","epoch":"e1","offset":0,"presence":[],"count":0,"id":"j"}',
+        ),
+        (
+            frames.joined("a", "e1", 0, ["ada"], None, listed=False),
+            '{"type":"joined","room":"a","epoch":"e1","offset":0,"count":1}',
+        ),
+        (
+            frames.members("a", ["ada", "bob"], "p"),
+            '{"type":"members","room":"a","members":[{"user":"ada"},{"user":"bob"}],"count":2,"id":"p"}',
         ),
         (frames.ack("a", 3, None), '{"type":"ack","room":"a","offset":3}'),
         (frames.ack("a", 3, "s1"), '{"type":"ack","room":"a","offset":3,"id":"s1"}'),
@@ -455,12 +463,12 @@ def test_a_bad_history_is_a_bad_request(fields: dict[str, Any]) -> None:
         (frames.reset("a", "e2", 0), '{"type":"gap","room":"a","reason":"reset","epoch":"e2","offset":0}'),
         (frames.reset("a", "e2", 7), '{"type":"gap","room":"a","reason":"reset","epoch":"e2","offset":7}'),
         (
-            frames.presence("a", "bob", "join"),
-            '{"type":"presence","room":"a","user":"bob","event":"join"}',
+            frames.presence("a", ["bob"], []),
+            '{"type":"presence","room":"a","join":[{"user":"bob"}],"leave":[]}',
         ),
         (
-            frames.presence("a", "bob", "leave"),
-            '{"type":"presence","room":"a","user":"bob","event":"leave"}',
+            frames.presence("a", ["amy", "bob"], ["cy"]),
+            '{"type":"presence","room":"a","join":[{"user":"amy"},{"user":"bob"}],"leave":[{"user":"cy"}]}',
         ),
         (
             frames.error("not_joined", "join it first"),

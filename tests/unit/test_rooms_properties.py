@@ -39,6 +39,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -54,6 +55,7 @@ from asgi_chat.engine.rooms import JoinRequest, Rooms
 from asgi_chat.engine.stores.memory import MemoryStore
 from asgi_chat.ops.metrics import Metrics
 from tests.helpers import TIMEOUT, WebSocketClient
+from tests.rooms_support import presence_of
 
 ROOMS = ("r0", "r1")
 USERS = ("ada", "bob", "ada")  # client -> its name: clients 0 and 2 are two tabs of one person
@@ -87,7 +89,9 @@ class Op:
 
 ops = st.builds(
     Op,
-    kind=st.sampled_from(["say"] * 5 + ["join"] * 4 + ["disconnect", "stall"] * 2 + ["leave", "release", "tick"]),
+    kind=st.sampled_from(
+        ["say"] * 5 + ["join"] * 4 + ["disconnect", "stall"] * 2 + ["leave", "release", "tick", "unencodable"]
+    ),
     client=st.integers(0, len(USERS) - 1),
     room=st.sampled_from(ROOMS),
     how=st.sampled_from(["resume"] * 3 + ["history"] * 2 + ["live", "foreign", "ahead"]),
@@ -185,6 +189,7 @@ class World:
         self.duplicates = 0  # says whose id was used before
         self.elsewhere: set[str] = set()  # the rooms ELSEWHERE is in
         self.races = 0  # joins that had a line said while they read the window
+        self.unencodables = 0  # says the store refused whole (a lone surrogate in the text)
 
     # --- what the clients do ------------------------------------------------------------------
 
@@ -210,6 +215,8 @@ class World:
             await self.release(conn)
         elif conn.joining is not None:
             return  # the endpoint reads the next request once the join is done
+        elif op.kind == "unencodable" and room in conn.rooms:
+            await self.unencodable(conn.user, room)
         elif op.kind == "say" and room in conn.rooms:
             for n in range(1 + op.k // 2):  # a burst of 1 to 3 lines, so that history fills and trims
                 await self.say(conn.user, room, op.say_id if n == 0 else None)
@@ -283,6 +290,16 @@ class World:
             self.said[key] = offset
         self.published[(room, epoch, offset)] = json.loads(msg_frame(room, offset, WALL_MS, user, text, say_id))
 
+    async def unencodable(self, user: str, room: str) -> None:
+        """A text no UTF-8 encoder takes (a lone surrogate), past the endpoint's check: the store
+        refuses it whole, and the room's next line still takes the next offset."""
+        state = self.store._rooms[room]
+        top = state.top
+        with pytest.raises(UnicodeEncodeError):
+            await self.store.append(room, user, "half of \ud83d", None)
+        assert state.top == top, "a say that failed took an offset"
+        self.unencodables += 1
+
     async def from_elsewhere(self, room: str) -> None:
         """Another process's user enters ``room`` (once) and says a line there."""
         if room not in self.elsewhere:
@@ -310,15 +327,20 @@ class World:
 
     async def close(self, conn: Connection) -> None:
         """The connection ends: it leaves all its rooms, as the endpoint's leave_all does."""
+        if conn.stalled or conn.member.state is Flow.ENDED:
+            conn.lost_tail = True
+        for room in sorted(conn.rooms):  # where each room stood as the connection went
+            self.end_segment(conn, room)
         if conn.joining is not None:
+            # A join cut short leaves its room itself, as if it never came; the endpoint forgets
+            # the room too (its _join), so leave_all does not leave it a second time.
             conn.joining.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await conn.joining
+            if conn.joining.cancelled():  # (one that had ended, its member dropped, is in its room)
+                conn.rooms.discard(conn.segments[-1].room)
             conn.joining = None
-        if conn.stalled or conn.member.state is Flow.ENDED:
-            conn.lost_tail = True
         for room in sorted(conn.rooms):
-            self.end_segment(conn, room)
             await self.rooms.leave(conn.member, conn.user, room)
         conn.rooms.clear()
         await self.fanout.handed_out()  # as the endpoint's member does when it leaves
@@ -388,6 +410,7 @@ def follow(world: World, conn: Connection, segment: Segment, frames: list[Frame]
         "epoch": window.epoch,
         "offset": window.top,
         "presence": joined["presence"],
+        "count": len(joined["presence"]),
     }
     assert joined["presence"] == sorted(set(joined["presence"]))
     assert conn.user in joined["presence"]
@@ -395,8 +418,10 @@ def follow(world: World, conn: Connection, segment: Segment, frames: list[Frame]
     items: list[Item] = []
     for frame in frames[1:]:
         if frame["type"] == "presence":
-            user, change = frame["user"], frame["event"]
-            assert frame == {"type": "presence", "room": room, "user": user, "event": change}
+            # With no window (these Rooms have none) each change is a frame of its own.
+            ((change, people),) = [(key, frame[key]) for key in ("join", "leave") if frame[key]]
+            user = people[0]["user"]
+            assert frame == presence_of(room, **{change: (user,)})
             assert user != conn.user, "presence of one's own name (another tab) is not news"
             assert (change, user in present) in (("join", False), ("leave", True)), (frame, present)
             present ^= {user}
@@ -501,17 +526,22 @@ def happened(world: World) -> set[str]:
         seen.add("a duplicate say id")
     if world.races:
         seen.add("a line said while a join read its window")
+    if world.unencodables:
+        seen.add("a say the store refused whole")
     return seen
 
 
 def briefly(conn: Connection, room: str) -> list[str]:
     """What ``conn`` got of ``room``, a word or three per frame."""
-    words = {"joined": ("offset",), "msg": ("offset",), "presence": ("user", "event"), "gap": ("from", "to", "reason")}
-    return [
-        " ".join(str(frame.get(key)) for key in ("type", *words[frame["type"]]))
-        for frame in conn.frames()
-        if frame["room"] == room
-    ]
+    words = {"joined": ("offset",), "msg": ("offset",), "gap": ("from", "to", "reason")}
+
+    def brief(frame: Frame) -> str:
+        if frame["type"] == "presence":  # "presence bob leave": each change, as the frame lists them
+            changes = [f"{person['user']} {key}" for key in ("join", "leave") for person in frame[key]]
+            return " ".join(["presence", *changes])
+        return " ".join(str(frame.get(key)) for key in ("type", *words[frame["type"]]))
+
+    return [brief(frame) for frame in conn.frames() if frame["room"] == room]
 
 
 def test_a_scripted_run_exercises_trimming_limits_resets_stalls_and_drops() -> None:

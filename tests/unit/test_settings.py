@@ -103,6 +103,12 @@ UNITS = {
     "ASGI_CHAT_HISTORY_MESSAGES": ("a whole number", "messages"),
     "ASGI_CHAT_HISTORY_MAX_BYTES": ("a whole number", "bytes"),
     "ASGI_CHAT_PRESENCE_TIMEOUT": ("a number", "seconds"),
+    "ASGI_CHAT_DEDUP_MAX": ("a whole number", "say ids"),
+    "ASGI_CHAT_PRESENCE_INTERVAL": ("a number", "seconds"),
+    "ASGI_CHAT_OUTPUT_BYTES_PER_SECOND": ("a whole number", "bytes per second"),
+    "ASGI_CHAT_ADDRESS_OUTPUT_BYTES_PER_SECOND": ("a whole number", "bytes per second"),
+    "ASGI_CHAT_JWT_LEEWAY": ("a number", "seconds"),
+    "ASGI_CHAT_TOKEN_GRACE": ("a number", "seconds"),
 }
 
 

@@ -37,6 +37,7 @@ The rules every store keeps:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from ..replay import Stored, Window
@@ -57,6 +58,23 @@ class StoreSettings(Protocol):
     def dedup_seconds(self) -> float: ...
     @property
     def presence_timeout(self) -> float: ...
+    @property
+    def dedup_max(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """One bound a store keeps, as it stands: shown in /healthz and /metrics."""
+
+    name: str  # "rooms", "history_bytes", "say_ids"
+    used: int
+    limit: int  # 0: off
+
+    @property
+    def full(self) -> bool:
+        """At its limit: the next one makes room by forgetting the oldest (or, for rooms with
+        members, is refused)."""
+        return bool(self.limit) and self.used >= self.limit
 
 
 class RoomLimit(Exception):
@@ -87,6 +105,10 @@ class RoomStore(Protocol):
     def healthy(self) -> bool:
         """False while the store cannot be reached (shown in /healthz and /metrics)."""
 
+    def bounds(self) -> tuple[Bound, ...]:
+        """The store's bounds (rooms, history bytes, say ids) as last known here, without waiting:
+        memory's exact, Redis' as of its latest reply."""
+
     async def open(self, listener: StoreListener) -> None:
         """Start telling ``listener`` what happens; idempotent."""
 
@@ -99,6 +121,9 @@ class RoomStore(Protocol):
 
     async def exit(self, room: str, user: str) -> None:
         """One connection fewer; the last one of a user is announced as a leave."""
+
+    async def present(self, room: str) -> list[str]:
+        """The users in ``room`` now (on every process that shares the store), sorted."""
 
     async def window(self, room: str, after: int, limit: int) -> Window:
         """The room's position now, and its newest ``limit`` retained messages with offset > ``after``."""

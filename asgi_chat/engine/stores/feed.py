@@ -14,7 +14,9 @@ Before the first join here has read the room's window, there is no position yet:
 kept (:attr:`Feed.early`) and delivered once the window sets the position.
 
 A say from a member here waits (:meth:`Feed.reached`) until its own message has come back through
-the feed: so its ``ack`` follows its ``msg``, as on the memory store (stores/__init__.py).
+the feed: so its ``ack`` follows its ``msg``, as on the memory store (stores/__init__.py). A join
+here waits likewise (:meth:`Feed.handed_over`) for everything its window holds: so none of it
+reaches the joiner live, after its replay, a second time.
 
 A Feed is not a room's membership (that is the engine's :class:`~asgi_chat.engine.room.Room`):
 it is the store's side of a room in this process, the delivery order above, and
@@ -66,11 +68,11 @@ class Feed:
             return
         if epoch != self.epoch:
             await self.reset(epoch, offset - 1)
-        if offset <= self.last:
-            return  # already delivered, from the stream
         if offset > self.last + 1:
             await self.fill(offset - 1)
-        self._hand_over(Stored(offset, frame, len(frame)))
+        # Not if it was delivered already, from the stream: by a fill, this one's or a join's.
+        if epoch == self.epoch and offset == self.last + 1:
+            self._hand_over(Stored(offset, frame, len(frame)))
 
     async def reached(self, epoch: str, offset: int) -> None:
         """Return once ``offset`` of ``epoch`` has been handed to the listener (or told as lost), or
@@ -84,6 +86,21 @@ class Feed:
         finally:
             if entry in self.waiting:  # cancelled, or timed out
                 self.waiting.remove(entry)
+
+    async def reached_within(self, epoch: str, offset: int, seconds: float) -> bool:
+        """:meth:`reached`, waiting ``seconds`` at most; whether it was."""
+        try:
+            async with asyncio.timeout(seconds):
+                await self.reached(epoch, offset)
+        except TimeoutError:
+            return False
+        return True
+
+    async def handed_over(self, epoch: str, top: int, seconds: float) -> None:
+        """Return once every message up to ``top`` has been handed over: from pub/sub within
+        ``seconds``, else from the stream (pub/sub slow, or down)."""
+        if not await self.reached_within(epoch, top, seconds) and self.epoch == epoch and self.last is not None:
+            await self.fill(top)
 
     def _release(self, left: str | None = None) -> None:
         """Wake the says whose message has been handed over, or whose epoch (``left``) is gone."""
@@ -112,9 +129,15 @@ class Feed:
         all, but an outage for the listener to wait out, after which it catches up from here.
         """
         assert self.last is not None
-        for stored in await self.fetch(self.last + 1, upto):
-            self._report_lost(stored.offset - 1)
-            self._hand_over(stored)
+        epoch, fetched = self.epoch, await self.fetch(self.last + 1, upto)
+        if self.epoch != epoch:  # a reset meanwhile: these belong to a history that is gone
+            return
+        for stored in fetched:
+            # A fill may run in a join (handed_over) while the listener fills or delivers: what
+            # one handed over while the other waited for Redis is not handed over twice.
+            if stored.offset > self.last:
+                self._report_lost(stored.offset - 1)
+                self._hand_over(stored)
         self._report_lost(upto)
 
     def _report_lost(self, upto: int) -> None:

@@ -14,15 +14,20 @@ store interface asks, and:
 Presence is told within ``enter`` and ``exit``, which never wait, so a join or leave cut short
 cannot part a count from its announcement (stores/__init__.py says why a joiner is safe).
 
-Bounds, all from settings:
+Bounds, all from settings, counted as what CPython really holds (measured with ``tracemalloc``
+by tests/unit/test_memory_store_memory.py, which fills the store with the worst inputs):
 
 - each room keeps exactly its latest ``history_messages`` messages;
 - all rooms together keep at most ``history_max_bytes``: past it, the process's oldest
-  messages go first, whichever room holds them (a global append order, :attr:`_order`);
-- at most ``max_rooms`` rooms; an empty room with no message for ``room_idle_seconds`` is
-  forgotten (swept when a room is entered, so a store with nobody in it holds no task);
-- a say id is remembered per user and room for ``dedup_seconds``, and at most
-  :data:`DEDUP_MAX` of them for the whole process (the oldest are forgotten first).
+  messages go first, whichever room holds them (a global append order, :attr:`_order`). A
+  message counts ``sys.getsizeof`` of its frame (a str: 1, 2 or 4 bytes a character, by its
+  widest one, so one emoji makes a 4000-character line 16 KB) plus :data:`OVERHEAD`;
+- at most ``max_rooms`` rooms with members or history. An empty room with no history is
+  forgotten at once; one with history, once silent for ``room_idle_seconds`` (swept when a room
+  is entered, so a store with nobody in it holds no task), or sooner when a new room needs its
+  slot: the one idle longest gives way. A new room is refused only when every room has members;
+- a say id is remembered per user and room for ``dedup_seconds``, and at most ``dedup_max`` of
+  them for the whole process (the oldest are forgotten first).
 
 Epochs are random per room creation, so after a restart (memory gone) every position a client
 still holds reads as another epoch: ``reset``, never a wrong replay.
@@ -32,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import sys
 import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
@@ -39,14 +45,18 @@ from itertools import islice
 
 from .. import frames
 from ..replay import Stored, Window
-from . import RoomLimit, StoreListener, StoreSettings
+from . import Bound, RoomLimit, StoreListener, StoreSettings
 
-# What a retained message costs beyond its frame's UTF-8 bytes (the Stored object, its str's
-# header, its slot in the room's deque and in the global order): counted against the byte budget
-# so that history_max_bytes is close to the memory history really takes.
-OVERHEAD = 240  # measured with tracemalloc: 232 bytes beyond the frame itself
-# Say ids remembered at most, for all rooms: about 460 bytes each (tracemalloc), so 46 MB at most.
-DEDUP_MAX = 100_000
+# What a retained message costs beyond sys.getsizeof(frame), counted against the byte budget so
+# that history_max_bytes is the memory history really takes (tracemalloc, CPython 3.11): its
+# Stored object, two ints, its slots in its room's deque and in the global order (192 bytes), and
+# its share of the stale entries the global order may hold: at most one per four retained, of
+# 157 bytes each (the entry, its int, the epoch of a room forgotten since).
+OVERHEAD = 232
+# What the other bounds cost at worst (same measure; a 64-character room name, a 32-emoji user
+# name, a 64-emoji say id, none shared): docs/rooms.md's worst case is made of these three.
+SAY_ID_BYTES = 1100  # one say id remembered, its room forgotten since (measured: 983 to 1,065)
+ROOM_BYTES = 1600  # a room beyond its history, with one member (measured: 1,245 to 1,500)
 
 
 class _History:
@@ -56,9 +66,10 @@ class _History:
     user's connections in the room, which is what every member is told and a join is shown.
     """
 
-    __slots__ = ("epoch", "first", "history", "top", "users")
+    __slots__ = ("epoch", "first", "history", "name", "top", "users")
 
-    def __init__(self, epoch: str) -> None:
+    def __init__(self, name: str, epoch: str) -> None:
+        self.name = name  # the one copy of the name every key of the store's shares
         self.epoch = epoch
         self.top = 0
         self.first = 1  # the oldest offset retained (top + 1 when none is)
@@ -83,19 +94,36 @@ class MemoryStore:
         self.settings = settings
         self._clock = clock
         self._wall_ms = wall_ms
-        self._epochs = epochs  # a new random epoch per room created (docs/ makes them predictable)
+        # A new epoch per room created, never one used before (rooms are found by it): random, but
+        # docs/ makes them predictable.
+        self._epochs = epochs
         self._listener: StoreListener | None = None
         self._rooms: dict[str, _History] = {}
+        # The same rooms by epoch. What outlives a room (its say ids, its entries in the global
+        # order) names it by its epoch, never holds its state: forgetting a room frees it at once.
+        self._by_epoch: dict[str, _History] = {}
         self._idle: dict[str, float] = {}  # empty rooms -> since when, oldest first
-        self._order: deque[tuple[_History, int]] = deque()  # every retained message, in append order
+        self._order: deque[tuple[str, int]] = deque()  # (epoch, offset) of every message retained, in append order
         self.bytes = 0  # what retained messages take, OVERHEAD included
         self.retained = 0  # how many messages all rooms retain
-        # (room, user, say id) -> (the room as it was, first offset, expiry); oldest first
-        self._dedup: OrderedDict[tuple[str, str, str], tuple[_History, int, float]] = OrderedDict()
+        # (room, user, say id) -> (the room's epoch then, first offset, expiry); oldest first. The
+        # epoch, not the room's state: an entry must not keep a forgotten room's state alive.
+        self._dedup: OrderedDict[tuple[str, str, str], tuple[str, int, float]] = OrderedDict()
 
     @property
     def healthy(self) -> bool:
         return True
+
+    def bounds(self) -> tuple[Bound, ...]:
+        """Exact: what the store holds once what has expired is let go."""
+        self._sweep()
+        self._expire_ids()
+        settings = self.settings
+        return (
+            Bound("rooms", len(self._rooms), settings.max_rooms),
+            Bound("history_bytes", self.bytes, settings.history_max_bytes),
+            Bound("say_ids", len(self._dedup), settings.dedup_max),
+        )
 
     async def open(self, listener: StoreListener) -> None:
         self._listener = listener
@@ -120,17 +148,29 @@ class MemoryStore:
         if not state.users[user]:
             del state.users[user]
             self._tell_presence(room, user, "leave")
-        if not state.users:
-            self._idle[room] = self._clock()
+        if state.users:
+            return
+        if state.history:
+            self._idle[state.name] = self._clock()  # kept for a resume, until it must give way
+        else:
+            self._forget(state)  # nothing in it worth a slot: holding it would lock others out
+
+    async def present(self, room: str) -> list[str]:
+        state = self._rooms.get(room)
+        return sorted(state.users) if state is not None else []
 
     def _tell_presence(self, room: str, user: str, event: str) -> None:
         if self._listener is not None:
             self._listener.presence(room, user, event)
 
     def _create(self, room: str) -> _History:
-        if self.settings.max_rooms and len(self._rooms) >= self.settings.max_rooms:
-            raise RoomLimit(f"this server holds {len(self._rooms)} rooms, its limit")
-        state = self._rooms[room] = _History(self._epochs())
+        limit = self.settings.max_rooms
+        while limit and len(self._rooms) >= limit:
+            if not self._idle:  # every room has members: none may be taken from them
+                raise RoomLimit(f"this server holds {len(self._rooms)} rooms with members, its limit")
+            self._forget(self._rooms[next(iter(self._idle))])  # the room idle longest gives way
+        state = self._rooms[room] = _History(room, self._epochs())
+        self._by_epoch[state.epoch] = state
         return state
 
     def _sweep(self) -> None:
@@ -141,10 +181,14 @@ class MemoryStore:
             room, since = next(iter(self._idle.items()))
             if now - since < idle_seconds:
                 break
-            del self._idle[room]
-            self._forget(self._rooms.pop(room))
+            self._forget(self._rooms[room])
 
     def _forget(self, state: _History) -> None:
+        """Forget an empty room: its history and bytes go now; its say ids name its epoch, which no
+        room will have again, so they match nothing (and expire in turn)."""
+        del self._rooms[state.name]
+        del self._by_epoch[state.epoch]
+        self._idle.pop(state.name, None)
         while state.history:
             self._trim(state)
 
@@ -191,18 +235,19 @@ class MemoryStore:
                 return first, False
         offset = state.top + 1
         frame = frames.msg(room, offset, self._wall_ms(), user, text, say_id)
-        stored = Stored(offset, frame, len(frame.encode()) + OVERHEAD)  # encoded first: then numbered
+        frame.encode()  # raises for a text with no UTF-8 (a lone surrogate): before it is numbered
+        stored = Stored(offset, frame, sys.getsizeof(frame) + OVERHEAD)
         state.top = offset
         self._retain(state, stored)
         if say_id is not None:
-            self._remember(room, state, user, say_id, offset)
+            self._remember(state, user, say_id, offset)
         if self._listener is not None:
             self._listener.message(room, stored)
         return offset, True
 
     def _retain(self, state: _History, stored: Stored) -> None:
         state.history.append(stored)
-        self._order.append((state, stored.offset))
+        self._order.append((state.epoch, stored.offset))
         self.bytes += stored.size
         self.retained += 1
         keep = self.settings.history_messages
@@ -210,30 +255,42 @@ class MemoryStore:
             self._trim(state)
         budget = self.settings.history_max_bytes
         while budget and self.bytes > budget and self._order:
-            owner, offset = self._order.popleft()
-            if owner.history and owner.history[0].offset == offset:  # else trimmed already
+            owner = self._holder(*self._order.popleft())
+            if owner is not None:  # the oldest in the order is its room's oldest too
                 self._trim(owner)
-        if len(self._order) > 2 * self.retained + 1024:
-            # Entries of messages a room trimmed by itself stay behind in the global order:
-            # dropping them now and then keeps it within twice what is retained.
-            self._order = deque((owner, offset) for owner, offset in self._order if offset >= owner.first)
+                if not owner.history and not owner.users:
+                    self._forget(owner)  # an idle room with nothing left: it holds no slot
+        if len(self._order) > self.retained + self.retained // 4 + 1024:
+            # Entries of messages trimmed otherwise (a room keeping its latest, a room forgotten)
+            # stay behind in the global order: dropping them now and then keeps them within a
+            # quarter of what is retained (which OVERHEAD counts), at a few steps per append.
+            self._order = deque(entry for entry in self._order if self._holder(*entry) is not None)
+
+    def _holder(self, epoch: str, offset: int) -> _History | None:
+        """The room that still retains this message of the global order, if any."""
+        owner = self._by_epoch.get(epoch)
+        return owner if owner is not None and offset >= owner.first else None
 
     # --- dedup ----------------------------------------------------------------------------
 
     def _seen(self, room: str, state: _History, user: str, say_id: str) -> int | None:
+        self._expire_ids()
+        entry = self._dedup.get((room, user, say_id))
+        # A room forgotten and created anew is another history (another epoch): its ids are not the old one's.
+        return entry[1] if entry is not None and entry[0] == state.epoch else None
+
+    def _expire_ids(self) -> None:
         now = self._clock()
-        while self._dedup:  # expired entries first: with one window for all, the oldest are in front
+        while self._dedup:  # with one window for all, the oldest are in front
             key, (_, _, expiry) = next(iter(self._dedup.items()))
             if expiry > now:
                 break
             del self._dedup[key]
-        entry = self._dedup.get((room, user, say_id))
-        # A room forgotten and created anew is another history: its ids are not the old one's.
-        return entry[1] if entry is not None and entry[0] is state else None
 
-    def _remember(self, room: str, state: _History, user: str, say_id: str, offset: int) -> None:
-        key = (room, user, say_id)
+    def _remember(self, state: _History, user: str, say_id: str, offset: int) -> None:
+        key = (state.name, user, say_id)  # the room's own copy of its name: one for all its ids
         self._dedup.pop(key, None)  # a key assigned anew keeps its old place: expiry order needs the end
-        self._dedup[key] = (state, offset, self._clock() + self.settings.dedup_seconds)
-        while len(self._dedup) > DEDUP_MAX:
+        self._dedup[key] = (state.epoch, offset, self._clock() + self.settings.dedup_seconds)
+        limit = self.settings.dedup_max
+        while limit and len(self._dedup) > limit:
             self._dedup.popitem(last=False)

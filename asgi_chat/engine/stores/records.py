@@ -7,6 +7,7 @@ encodes its ``msg`` frame here, with engine/frames.py, like every other frame.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -17,6 +18,12 @@ from ..replay import Stored
 def body(ts: int, user: str, text: str, say_id: str | None) -> str:
     """A message as APPEND stores and publishes it: its fields, no room, no offset (lua.py)."""
     return json.dumps([ts, user, text, say_id], ensure_ascii=False, separators=(",", ":"))
+
+
+def say_field(room: str, user: str, say_id: str) -> str:
+    """A say id as APPEND remembers it in ``says`` (lua.py): the room, and a digest of user and id."""
+    digest = hashlib.sha1(f"{user}\0{say_id}".encode(), usedforsecurity=False).hexdigest()
+    return f"{room} {digest}"
 
 
 def frame(room: str, offset: int, body: str | bytes) -> str:

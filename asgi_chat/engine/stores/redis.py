@@ -9,23 +9,28 @@
                      └── a hole? XRANGE the stream; what it no longer holds: gap "lost"
 
 Offsets are assigned by Redis, so a room has one sequence for all processes, and its history (a
-Redis Stream, trimmed with ``MAXLEN ~``: at least ``history_messages`` kept) outlives every app
-process: a deploy that restarts them all loses nothing, clients resume from Redis.
+Redis Stream: at least ``history_messages`` kept) outlives every app process: a deploy that
+restarts them all loses nothing, clients resume from Redis. The bounds (rooms, history bytes, say
+ids) hold for the whole deployment, kept by the same scripts (bounds.py); :meth:`RedisStore.bounds`
+shows them as of the latest reply, each script's and the presence task's.
 
 What each process keeps is only what it serves: the rooms with members here (:class:`Feed`:
 their local connections per user, the epoch and the last offset delivered here). A process
 subscribes to a room's channel while it has members in it, and a join waits for that
 subscription to be confirmed before it reads the room's window (the rooms engine buffers what
-arrives meanwhile and merges by offset). A message whose offset is not the last plus one, or a
-pub/sub connection that comes back, is caught up from the stream; an epoch that changed (the
-room's meta gone: Redis flushed or restarted empty) is a ``reset`` for the members here. A say
-returns once its own message has come back here that way, so that its ``ack`` follows its ``msg``.
+arrives meanwhile and merges by offset), and gets the window once the feed here has handed over
+everything it holds (:meth:`RedisStore.window`). A message whose offset is not the last plus
+one, or a pub/sub connection that comes back, is caught up from the stream; an epoch that changed
+(the room's meta gone: Redis flushed or restarted empty) is a ``reset`` for the members here. A
+say returns once its own message has come back here that way, so that its ``ack`` follows its
+``msg``.
 
 Presence across processes: each process keeps one entry per (room, user) it serves, refreshed
 every third of ``presence_timeout``; a user's join and leave are announced by the Lua script
 that takes their count across processes from 0 to 1 or 1 to 0, so exactly once. A process that
 dies without a word stops refreshing, and the first process alive to sweep after the deadline
-(every third of the timeout) announces the leave, once, within about 1.33 x the timeout.
+(every third of the timeout) announces the leave, once, within about 1.33 x the timeout; if
+none is there to sweep, the entry and the count expire together, so a later joiner never sees it.
 
 What Redis holds of a message is its fields (time, user, text, say id), not a frame: the script
 numbers it, and each process that delivers it encodes its ``msg`` frame once (engine/frames.py),
@@ -42,20 +47,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import secrets
-import time
 from collections.abc import Awaitable
 from functools import partial
-from typing import Any
-
-from redis.exceptions import RedisError
 
 from ..link_policy import describe
 from ..redis_link import LinkUnavailable, RedisLink, cancel_all
 from ..replay import Stored, Window
-from . import StoreListener, StoreSettings, StoreUnavailable, lua, records
+from . import Bound, RoomLimit, StoreListener, StoreSettings, StoreUnavailable, records
 from .feed import Feed
+from .scripts import Scripts, now_ms
 
 
 class RedisStore:
@@ -63,11 +64,14 @@ class RedisStore:
         self.link = link
         self.settings = settings
         self.process = secrets.token_hex(8)  # this process, in its presence entries
-        self._prefix = f"{link.prefix}:room:"
-        self._scripts: dict[str, Any] = {name: link.client.register_script(getattr(lua, name)) for name in lua.SCRIPTS}
+        self._scripts = Scripts(link, settings)
+        self._prefix = self._scripts.prefix
         self._listener: StoreListener | None = None
         self._served: dict[str, Feed] = {}
         self._presence: asyncio.Task[None] | None = None
+
+    def bounds(self) -> tuple[Bound, ...]:
+        return self._scripts.bounds
 
     @property
     def healthy(self) -> bool:
@@ -95,23 +99,8 @@ class RedisStore:
         self._served.clear()
         await self.link.close()
 
-    # --- keys and calls -------------------------------------------------------------------
-
-    def _keys(self, room: str, *names: str) -> list[str]:
-        return [f"{self._prefix}{room}:{name}" for name in names]
-
     def _channel(self, room: str) -> str:
         return f"{self._prefix}{room}"
-
-    async def _run(self, script: str, keys: list[str], args: list[object]) -> Any:
-        """Run a Lua script; an unreachable Redis is StoreUnavailable, for the client to hear."""
-        try:
-            return await self._scripts[script](keys=keys, args=args)
-        except (RedisError, OSError) as error:
-            raise StoreUnavailable(f"Redis at {self.link.shown_url}: {describe(error)}") from None
-
-    def _idle_ms(self) -> int:
-        return int(self.settings.room_idle_seconds * 1000) or 1 << 40
 
     # --- presence -------------------------------------------------------------------------
 
@@ -123,19 +112,27 @@ class RedisStore:
         served.users[user] += 1
         try:
             if served.users[user] == 1:
-                await self._enter(room, user)
-            await self._run("REAP", self._keys(room, "here", "users"), [_now_ms(), self._channel(room)])
-            users = await self._call(lambda client: client.hkeys(self._keys(room, "users")[0]))
+                await self._enter(room, user, self.settings.max_rooms)
+            users = await self.present(room)
         except BaseException:
             await self.exit(room, user)
             raise
-        return sorted(name.decode() for name in users)
+        return users
 
-    async def _enter(self, room: str, user: str) -> None:
+    async def present(self, room: str) -> list[str]:
+        # Entries of processes that stopped refreshing are swept first: none of their users shows.
+        reply = await self._scripts.run_rooms("REAP", room, [], [])
+        self._scripts.counted(reply[2:5])
+        return sorted(name.decode() for name in reply[1])
+
+    async def _enter(self, room: str, user: str, limit: int) -> None:
+        """Be present (again) as ``user``; a room new to the deployment counts against ``limit``."""
         timeout_ms = int(self.settings.presence_timeout * 1000)
-        entry, deadline = f"{self.process} {user}", _now_ms() + timeout_ms
-        args: list[object] = [entry, user, deadline, self._channel(room), 2 * timeout_ms, self._idle_ms()]
-        await self._run("ENTER", self._keys(room, "here", "users", "meta", "stream"), args)
+        args: list[object] = [f"{self.process} {user}", user, now_ms() + timeout_ms, 2 * timeout_ms, limit]
+        reply = await self._scripts.run_rooms("ENTER", room, args, [])
+        if reply[0] != b"ok":  # full: every room held has members (or others kept taking the idle ones)
+            raise RoomLimit(f"all {self.settings.max_rooms} rooms the deployment may hold have members")
+        self._scripts.counted(reply[2:5])
 
     async def _subscribe(self, room: str, served: Feed) -> None:
         """Subscribe to the room's channel and wait until Redis confirms it."""
@@ -160,28 +157,46 @@ class RedisStore:
             del served.users[user]
             # Unreachable now: the entry expires, and a process alive announces the leave then.
             with contextlib.suppress(StoreUnavailable):
-                await self._run(
-                    "EXIT", self._keys(room, "here", "users"), [f"{self.process} {user}", user, self._channel(room)]
-                )
+                reply = await self._scripts.run_rooms("EXIT", room, [f"{self.process} {user}", user], [])
+                self._scripts.counted(reply[1:4])
         if not served.users and self._served.get(room) is served:
             del self._served[room]
             await self.link.unsubscribe(self._channel(room))
 
     async def _keep_presence(self) -> None:
-        """Refresh this process's presence entries and sweep expired ones, every third of the timeout."""
+        """Every third of the timeout: forget idle rooms, refresh this process's presence entries
+        and sweep expired ones. The counts of each reply keep :meth:`bounds` up to date."""
         while True:
+            with contextlib.suppress(StoreUnavailable):
+                await self._scripts.sweep()
             await asyncio.sleep(self.settings.presence_timeout / 3)
             for room, served in list(self._served.items()):
                 with contextlib.suppress(StoreUnavailable):
                     for user in list(served.users):
-                        await self._enter(room, user)
-                    await self._run("REAP", self._keys(room, "here", "users"), [_now_ms(), self._channel(room)])
+                        await self._enter(room, user, 0)  # no limit: the room is ours already
+                    await self.present(room)
 
     # --- history --------------------------------------------------------------------------
 
     async def window(self, room: str, after: int, limit: int) -> Window:
-        args: list[object] = [secrets.token_hex(8), self._idle_ms(), after, limit]
-        reply = await self._run("WINDOW", self._keys(room, "meta", "stream"), args)
+        """The room's window, once the feed here has handed over every message it holds.
+
+        A window read while the room's feed here is running (another member here) may hold
+        messages still on their way through pub/sub. Handed over now, they reach the joiner's
+        buffer, where rooms.py drops what the window holds; handed over after its replay, they
+        would reach it live, a second time. Usually a moment: they were published before the
+        window was read. If pub/sub is slow or down, the feed takes them from the stream.
+        """
+        window = await self._window(room, after, limit)
+        feed = self._served.get(room)
+        if feed is not None:
+            await feed.handed_over(window.epoch, window.top, self.link.timing.open_timeout)
+        return window
+
+    async def _window(self, room: str, after: int, limit: int) -> Window:
+        """The WINDOW script's reply; the feed here starts from it, or learns of a reset."""
+        args: list[object] = [secrets.token_hex(8), self._scripts.keep_ms, after, limit]
+        reply = await self._scripts.run("WINDOW", self._scripts.keys(room, "meta", "stream"), args)
         epoch, top, first = reply[0].decode(), int(reply[1]), int(reply[2])
         newest = records.stored_tail(room, reply[3:])
         newest.reverse()
@@ -195,23 +210,20 @@ class RedisStore:
         return Window(epoch, top, first, tuple(newest))
 
     async def _range(self, room: str, first: int, last: int) -> list[Stored]:
-        (stream,) = self._keys(room, "stream")
-        entries = await self._call(lambda client: client.xrange(stream, f"{first}-0", f"{last}-0"))
+        (stream,) = self._scripts.keys(room, "stream")
+        entries = await self._scripts.call(lambda client: client.xrange(stream, f"{first}-0", f"{last}-0"))
         return [records.entry(room, entry_id, fields) for entry_id, fields in entries]
 
     async def before(self, room: str, before: int, limit: int) -> list[Stored]:
-        (stream,) = self._keys(room, "stream")
-        entries = await self._call(lambda client: client.xrevrange(stream, f"({before}-0", "-", count=limit))
+        (stream,) = self._scripts.keys(room, "stream")
+        entries = await self._scripts.call(lambda client: client.xrevrange(stream, f"({before}-0", "-", count=limit))
         return [records.entry(room, entry_id, fields) for entry_id, fields in reversed(entries)]
 
     async def append(self, room: str, user: str, text: str, say_id: str | None) -> tuple[int, bool]:
-        keys = [*self._keys(room, "meta", "stream"), self._say_key(room, user, say_id)]
-        dedup_ms = int(self.settings.dedup_seconds * 1000)
-        args: list[object] = [secrets.token_hex(8), self._idle_ms(), records.body(_now_ms(), user, text, say_id)]
-        args += [self.settings.history_messages or 1 << 40, dedup_ms or 1, self._channel(room)]
-        epoch, offset, published = await self._run("APPEND", keys, args)
-        await self._heard_here(room, epoch.decode(), int(offset))
-        return int(offset), bool(published)
+        say = records.say_field(room, user, say_id) if say_id is not None and self.settings.dedup_seconds else ""
+        epoch, offset, published = await self._scripts.append(room, records.body(now_ms(), user, text, say_id), say)
+        await self._heard_here(room, epoch, offset)
+        return offset, published
 
     async def _heard_here(self, room: str, epoch: str, offset: int) -> None:
         """Wait until the members here have been handed ``offset`` (its pub/sub copy, or the
@@ -223,23 +235,8 @@ class RedisStore:
         goes out without its msg having come first.
         """
         feed = self._served.get(room)
-        if feed is None:  # no member here: nobody for the order to matter to
-            return
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self.link.timing.open_timeout):
-                await feed.reached(epoch, offset)
-
-    def _say_key(self, room: str, user: str, say_id: str | None) -> str:
-        if say_id is None or not self.settings.dedup_seconds:
-            return ""
-        digest = hashlib.sha1(f"{user}\0{say_id}".encode(), usedforsecurity=False).hexdigest()
-        return self._keys(room, f"say:{digest}")[0]
-
-    async def _call(self, command: Any) -> Any:
-        try:
-            return await command(self.link.client)
-        except (RedisError, OSError) as error:
-            raise StoreUnavailable(f"Redis at {self.link.shown_url}: {describe(error)}") from None
+        if feed is not None:  # else no member here: nobody for the order to matter to
+            await feed.reached_within(epoch, offset, self.link.timing.open_timeout)
 
     # --- what the link hands on (redis_link.Subscriber) -----------------------------------
 
@@ -279,14 +276,10 @@ class RedisStore:
         message.
         """
         for user in list(served.users):  # Redis may have come back empty: be present again now
-            await self._enter(room, user)
-        window = await self.window(room, 0, 0)  # a new epoch is a reset, told by window() itself
+            await self._enter(room, user, 0)
+        window = await self._window(room, 0, 0)  # a new epoch is a reset, told by _window() itself
         if served.last is not None and window.top > served.last:
             await served.fill(window.top)
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 async def _as_outage(work: Awaitable[None]) -> None:

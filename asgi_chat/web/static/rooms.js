@@ -283,11 +283,13 @@ function onGap(frame) {
   renderRoom(room);
 }
 
+// Who joined and who left in one window of the server's (ASGI_CHAT_PRESENCE_INTERVAL): set
+// operations, each harmless when already so (a name on the list joining again changes nothing).
 function onPresence(frame) {
   const room = rooms.get(frame.room);
   if (!room) return;
-  if (frame.event === "join") room.members.add(frame.user);
-  else room.members.delete(frame.user);
+  for (const person of frame.join) room.members.add(person.user);
+  for (const person of frame.leave) room.members.delete(person.user);
   renderRoom(room);
 }
 

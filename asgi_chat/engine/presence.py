@@ -1,0 +1,161 @@
+"""Presence, batched: a room's joins and leaves reach each member as at most one frame per window.
+
+Sent one frame per change, presence is the costliest thing a room does at scale: each join tells
+every member already there, so N people joining one room (a deploy's mass reconnect) make
+N x (N - 1) / 2 frames, N squared. Here a room's changes collect for ``interval`` seconds
+(``ASGI_CHAT_PRESENCE_INTERVAL``) and go out as one frame per member::
+
+    {"type": "presence", "room": R, "join": [{"user": "ann"}, ...], "leave": [{"user": "bob"}]}
+
+so a storm costs members x windows frames, not members squared. A change after a quiet
+window goes out at once (the window starts then): a lone join is shown without delay.
+
+What a member is told must leave its list right, whatever the timing. Two kinds of member:
+
+- **settled**: its list (from ``joined``) predates the window. It gets the *net* change: a user
+  who joined and left within the window (or left and came back) is in neither list, because that
+  member's list was right about them before and is right after.
+- **fresh**: its ``joined`` list was read during the window (or is still being read). Its list
+  may already show some of the window's changes and not others, so it gets, for every user who
+  changed, the *latest* event: applied to its list as set operations (join adds, leave removes,
+  either is harmless when already so), the last event about each user wins, which is right
+  whenever it was read. A net change would be wrong for it: a user who joined before the read
+  and left after it would stay on its list.
+
+A member is never told of its own name (its list says it is there): frames are encoded once per
+kind, plus once for each member whose own name changed, so a flush costs O(members + changes).
+Members that joined with ``"presence": false`` (a big room's viewers) get no presence frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from . import frames
+from .member import Member, Outgoing, outgoing
+from .room import Room
+
+JOIN = "join"
+LEAVE = "leave"
+
+
+class Changes:
+    """A room's presence events since its last frame: the first and the last event per user."""
+
+    __slots__ = ("first", "last")
+
+    def __init__(self) -> None:
+        self.first: dict[str, str] = {}
+        self.last: dict[str, str] = {}
+
+    def add(self, user: str, event: str) -> None:
+        self.first.setdefault(user, event)
+        self.last[user] = event
+
+    def __bool__(self) -> bool:
+        return bool(self.last)
+
+    def net(self) -> dict[str, str]:
+        """For a settled member: only users whose state differs now from the window's start.
+        A user's first event says what they were before it (a join: absent), the last what they
+        are now; when the two are the same event, the state changed."""
+        return {user: event for user, event in self.last.items() if self.first[user] == event}
+
+    def latest(self) -> dict[str, str]:
+        """For a fresh member: every user who changed, by their last event."""
+        return dict(self.last)
+
+
+def frame(room: str, events: dict[str, str], own: str | None) -> Outgoing | None:
+    """One presence frame for ``events`` (user -> join/leave) without ``own`` name; None if empty."""
+    joins = sorted(user for user, event in events.items() if event == JOIN and user != own)
+    leaves = sorted(user for user, event in events.items() if event == LEAVE and user != own)
+    if not joins and not leaves:
+        return None
+    return outgoing(frames.presence(room, joins, leaves))
+
+
+class Presence:
+    """One room's presence frames in this process: what changed, and who is fresh or quiet."""
+
+    __slots__ = ("_clock", "_sent_at", "_timer", "changes", "fresh", "interval", "quiet", "reading", "room")
+
+    def __init__(self, room: str, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.room = room
+        self.interval = interval
+        self.changes = Changes()
+        self.fresh: set[Member] = set()  # their list was read since the last frame, or is being read
+        self.reading: set[Member] = set()  # their join has not read the list yet
+        self.quiet: set[Member] = set()  # joined with "presence": false
+        self._clock = clock
+        self._sent_at = float("-inf")
+        self._timer: asyncio.TimerHandle | None = None
+
+    # --- members --------------------------------------------------------------------------
+
+    def seated(self, member: Member, *, quiet: bool) -> None:
+        self.fresh.add(member)
+        self.reading.add(member)
+        if quiet:
+            self.quiet.add(member)
+
+    def read(self, member: Member) -> None:
+        """``member``'s join has read the room's list: fresh until the next frame goes out."""
+        self.reading.discard(member)
+
+    def gone(self, member: Member) -> None:
+        self.fresh.discard(member)
+        self.reading.discard(member)
+        self.quiet.discard(member)
+
+    def close(self) -> None:
+        """The room has no member here any more: nothing is pending for anyone."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    # --- changes --------------------------------------------------------------------------
+
+    def changed(self, local: Room, user: str, event: str) -> None:
+        """A user joined or left: sent now after a quiet window, else when the window ends."""
+        self.changes.add(user, event)
+        if self._timer is not None:
+            return
+        wait = self._sent_at + self.interval - self._clock()
+        if wait <= 0:
+            self.flush(local)
+        else:
+            self._timer = asyncio.get_running_loop().call_later(wait, self._window_ended, local)
+
+    def _window_ended(self, local: Room) -> None:
+        self._timer = None
+        self.flush(local)
+
+    def flush(self, local: Room) -> None:
+        """Each member its frame of the window's changes (see the module docstring), once."""
+        changes, self.changes = self.changes, Changes()
+        self._sent_at = self._clock()
+        if changes:
+            self._send(local, changes)
+        self.fresh = set(self.reading)  # the others' lists are settled now
+
+    def _send(self, local: Room, changes: Changes) -> None:
+        kinds = {False: changes.net(), True: changes.latest()}
+        made: dict[tuple[bool, str | None], Outgoing | None] = {}
+        for member, name in local.users.items():
+            if member in self.quiet:
+                continue
+            fresh = member in self.fresh
+            key = (fresh, name if name in changes.last else None)
+            if key not in made:
+                made[key] = frame(self.room, kinds[fresh], key[1])
+            message = made[key]
+            if message is None:
+                continue
+            buffer = local.joining.get(member)
+            if buffer is None:
+                member.offer(message)
+            else:  # in order with its replay: after it (rooms.py)
+                buffer.append((0, message))
