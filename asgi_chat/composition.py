@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator, Sequence
 
 from asgiref.typing import ASGIReceiveCallable, ASGISendCallable, Scope, WebSocketScope
@@ -27,6 +28,7 @@ from .asgi.routing import Route
 from .asgi.session import Session
 from .context import Context
 from .endpoints import chat, tutorial
+from .endpoints.identity import Authority
 from .engine.brokers import Broker
 from .engine.brokers.memory import MemoryBroker
 from .engine.budget import OutputBudgets
@@ -36,7 +38,8 @@ from .engine.policy import SlowConsumerPolicy
 from .engine.rooms import Rooms
 from .engine.stores import RoomStore
 from .engine.stores.memory import MemoryStore
-from .ops.exposition import Exposition
+from .identity import Guests, RoomPolicy, Verifier, server_secret
+from .ops.exposition import MULTIPROC_DIR, Exposition
 from .ops.forwarded import untrusted_proxy
 from .ops.logs import install_redaction
 from .ops.metrics import Metrics
@@ -60,6 +63,7 @@ HTTP_ROUTES: Sequence[Route[HttpEndpoint[Context]]] = (
     Route("/echo", web.page),
     Route("/items", web.page),
     Route("/chat", web.page),
+    Route("/chat/config", web.chat_config),
     Route("/healthz", web.healthz),
     Route("/metrics", web.metrics),
 )  # plus one "/static/<name>" route per file in web/static/, added by ChatApp
@@ -119,6 +123,7 @@ class ChatApp(App[Context]):
         await self.ctx.hub.stop()
         await self.ctx.exposition.stop()
         await self.ctx.rooms.close()
+        await self.ctx.authority.close()
 
 
 class TracedChatApp(ChatApp):
@@ -143,12 +148,14 @@ def create_app(
     broker: Broker | None = None,
     store: RoomStore | None = None,
     budgets: OutputBudgets | None = None,
+    authority: Authority | None = None,
 ) -> ChatApp:
     """Build an app. ``settings=None`` reads ``ASGI_CHAT_*`` from the environment.
 
     ``verify_credential(value) -> bool`` decides which credentials the items endpoint accepts;
     by default the tokens in ``ASGI_CHAT_TOKENS_FILE`` if set, else any non-empty value.
-    ``budgets`` replaces the output budgets the settings describe (a test's, on its own clock).
+    ``budgets`` replaces the output budgets the settings describe (a test's, on its own clock);
+    ``authority`` the judge of who is speaking on /chat/ws (a test's keys, or its clock).
     Raises :class:`~asgi_chat.ops.settings.SettingsError` for a setting it cannot use.
     """
     settings = settings or from_env()
@@ -173,8 +180,22 @@ def create_app(
         origins=OriginPolicy(settings.allowed_origins),
         limits=ConnectionLimits(settings.max_connections, settings.max_connections_per_address),
         verify_credential=verify_credential,
+        authority=authority if authority is not None else identity_authority(settings),
     )
     return TracedChatApp(ctx) if settings.trace else ChatApp(ctx)
+
+
+def identity_authority(settings: Settings) -> Authority:
+    """Who may speak on /chat/ws, as the settings say; a ConfigError (one line) when they cannot.
+
+    Guests' tokens are signed with ASGI_CHAT_SECRET, which must be the same in every process that
+    shares rooms (a Redis state URL, or several workers: the command line sets the multiprocess
+    directory for those), or a guest would be a stranger to the next one.
+    """
+    shared = settings.state_url.partition("://")[0].lower() != "memory" or bool(os.environ.get(MULTIPROC_DIR))
+    secret = server_secret(settings, shared=shared)
+    guests = Guests(secret, leeway=settings.jwt_leeway) if settings.guests and secret is not None else None
+    return Authority(Verifier.from_settings(settings), guests, RoomPolicy.from_settings(settings), settings.token_grace)
 
 
 def output_budgets(settings: Settings) -> OutputBudgets:

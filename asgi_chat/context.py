@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .endpoints.identity import Authority
 from .engine.budget import OutputBudgets
 from .engine.fanout import Fanout
 from .engine.hub import Hub
@@ -32,3 +33,4 @@ class Context:
     origins: OriginPolicy
     limits: ConnectionLimits
     verify_credential: CredentialVerifier
+    authority: Authority  # who is speaking on /chat/ws: tokens, guests, the room policy

@@ -31,8 +31,13 @@ The joinstorm and fairness scenarios are issue 18's ("rooms that hold under abus
 ``joinstorm_clients`` clients join one room as fast as they can (wsload ``--proto v1 --until-joined
 1``) beside as many connecting to the tutorial chat, counting the presence frames the room's
 members receive; and an honest client's say round trips (bench/honest.py) alone and beside each
-attack of bench/abuse.py, on asgi_chat with its default limits. ``--before DIR`` runs these two
-and rooms on the asgi_chat of another checkout too (``asgi_chat_before``), side by side.
+attack of bench/abuse.py, on asgi_chat with its default limits. ``--before DIR`` runs these two,
+rooms and identity on the asgi_chat of another checkout too (``asgi_chat_before``), side by side.
+
+The identity scenario is issue 19's: ``identity_clients`` clients say hello (each until its welcome)
+to one asgi_chat as guests, with an HS256 token and with an RS256 token (three servers, the keys and
+tokens made by the bench: orchestra/identity.py), then as many say hello and join one room; and one
+room's fan-out to ``rooms_members`` with the identity fields in every msg, against ``--before``'s.
 
 Usage::
 
@@ -40,6 +45,7 @@ Usage::
     python bench/run.py --quick             # 1 repetition, smaller sizes
     python bench/run.py --scenario stalled  # one scenario (fanout, stalled, idle, echo, rooms, scaleout, ...)
     python bench/run.py --scenario fairness --scenario joinstorm --before /tmp/before  # and a checkout before
+    python bench/run.py --scenario identity --before /tmp/before-identity     # issue 19: tokens, fan-out
 """
 
 from __future__ import annotations
@@ -82,6 +88,7 @@ from orchestra.config import (
     Server,
     before_variant,
 )
+from orchestra.identity import RSA_BITS, fanout_server, identity_servers
 from orchestra.measure import run_one
 from orchestra.processes import asgi_chat_importable, raise_nofile
 from orchestra.report import command_line, machine, report, report_saved, summary_line, versions, write_results
@@ -220,6 +227,12 @@ def print_setup(p: Plan, all_cases: Sequence[Case], nofile: int) -> None:
     )
     if any(c.scenario == "fairness" for c in all_cases):
         print("fairness: asgi_chat with its default limits (rate 20/s, burst 40, 100 connections per address)")
+    if any(c.scenario == "identity" for c in all_cases):
+        print(
+            "identity: asgi_chat with guests, with ASGI_CHAT_JWT_SECRET (HS256), with ASGI_CHAT_JWT_PUBLIC_KEY_FILE "
+            f"(RS256, {RSA_BITS}-bit RSA), ASGI_CHAT_SECRET set in each; keys and tokens made now"
+            + ("" if p.before is not None else "; its fan-out has nothing to compare with without --before")
+        )
     if p.before is not None:
         print(
             f"also asgi_chat from {p.before} ({git_head(p.before)}) as asgi_chat_before in "
@@ -232,15 +245,19 @@ def print_setup(p: Plan, all_cases: Sequence[Case], nofile: int) -> None:
         )
 
 
-def pool(case: Case, servers: Sequence[Server], before: Path | None = None) -> Sequence[Server]:
+def pool(case: Case, servers: Sequence[Server], sizes: Sizes, before: Path | None = None) -> Sequence[Server]:
     """The servers a case runs on; with `before`, that checkout's asgi_chat too where it applies."""
-    chosen = _pool(case, servers)
+    chosen = _pool(case, servers, sizes)
     if before is None or case.scenario not in BEFORE_SCENARIOS:
         return chosen
-    return [*chosen, *(before_variant(s, before) for s in chosen)]
+    return [*chosen, *(before_variant(s, before) for s in chosen if s.before_twin)]
 
 
-def _pool(case: Case, servers: Sequence[Server]) -> Sequence[Server]:
+def _pool(case: Case, servers: Sequence[Server], sizes: Sizes) -> Sequence[Server]:
+    if case.scenario == "identity":
+        if case.measure == "fanout":
+            return [fanout_server()]
+        return identity_servers(sizes.idle_warmup + max(sizes.identity_clients, sizes.identity_join_clients))
     if case.scenario == "fairness":
         return FAIRNESS
     if case.scenario == "joinstorm":
@@ -258,12 +275,12 @@ def run_all(p: Plan, all_cases: Sequence[Case], started: float) -> list[dict[str
     sizes, deflates = p.sizes, p.deflates
     records: list[dict[str, Any]] = []
     total = sizes.reps * sum(
-        len(case_deflates(c, deflates)) * len(pool(c, p.servers, p.before)) * rounds(c, sizes) for c in all_cases
+        len(case_deflates(c, deflates)) * len(pool(c, p.servers, sizes, p.before)) * rounds(c, sizes) for c in all_cases
     )
     for rep in range(1, sizes.reps + 1):
         for case in all_cases:
             # Rotate the server order each repetition so no server always runs first or last.
-            both = pool(case, p.servers, p.before)
+            both = pool(case, p.servers, sizes, p.before)
             order = [*both[(rep - 1) % len(both) :], *both[: (rep - 1) % len(both)]]
             for deflate in case_deflates(case, deflates):
                 # Scale-out runs A and B several times per repetition (A B, then B A): its runs are

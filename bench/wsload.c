@@ -25,6 +25,9 @@
  * --room; a connection counts as open once its "joined" arrived. The sender's lines are
  * "say" frames; receivers take the sequence number and send time from the "text" of each
  * "msg" frame and ignore the others (welcome, joined, presence, ack).
+ * --hello-file F: the hello of connection i is line (--hello-from + i) of F, as is (a
+ * token's hello, say), instead of {"type":"hello","user":"u<id>"}; a resuming client says
+ * its predecessor's. --stop-at welcome (idle): no join; a connection is ready at its welcome.
  *
  * Every message sent carries its send time (CLOCK_MONOTONIC, ns) in its text:
  *   "<seq> <t_ns> <filler...>"; receivers compute latency = now - t_ns. Each fan-out
@@ -209,8 +212,8 @@ static double hpct(const hist_t *h, double q) { /* returns ms */
 /* --------------------------------------------------------------- options */
 
 static struct {
-    const char *mode, *host, *origin, *room;
-    int proto, missed, until_joined;
+    const char *mode, *host, *origin, *room, *hello_file;
+    int proto, missed, until_joined, stop_welcome, hello_from;
     int port, deflate, compress_send, receivers, stalled, window, size, clients, connections, concurrency,
         id_base, verbose;
     long max_messages;
@@ -223,6 +226,9 @@ static struct {
     .proto = 0,
     .missed = 100,
     .until_joined = 0,
+    .hello_file = NULL,
+    .stop_welcome = 0,
+    .hello_from = 0,
     .port = 8000,
     .deflate = 0,
     .compress_send = 1,
@@ -273,7 +279,7 @@ typedef struct conn {
     long long echo_seq;
     bool echo_wait;
     /* asgi-chat.v1 */
-    bool joined, resumed;
+    bool joined, resumed, welcomed;
     char epoch[72];
     long long offset, gaps; /* joined's offset (resume: where the client left); gap frames seen */
 } conn;
@@ -312,6 +318,11 @@ static long long g_roundtrips;
 
 /* asgi-chat.v1 state */
 static long long g_joined, g_acks, g_presence, g_gap_frames, g_resumed, g_res_gone_done, g_v1_errors;
+static long long g_welcomed, g_unauthorized;
+/* --hello-file: one hello frame per line, sent as is */
+static char **g_hellos;
+static size_t *g_hello_len;
+static long long g_nhellos;
 
 static void conn_fail(conn *c, bool reset);
 static void advance_done(void);
@@ -944,7 +955,12 @@ static void on_text_v1(conn *c, const unsigned char *d, size_t n) {
     else if (frame_is(d, n, "error")) {
         if (opt.verbose && g_v1_errors < 5) fprintf(stderr, "wsload: %.*s\n", (int)(n < 200 ? n : 200), d);
         g_v1_errors++;
-    } else c->other++; /* welcome */
+        if (memmem(d, n, "\"unauthorized\"", 14)) g_unauthorized++;
+    } else if (frame_is(d, n, "welcome") && !c->welcomed) {
+        c->welcomed = true;
+        g_welcomed++;
+        if (opt.stop_welcome) release_slot(c); /* --stop-at welcome: ready */
+    } else c->other++;
 }
 
 static void on_text(conn *c, const unsigned char *d, size_t n) {
@@ -1085,8 +1101,18 @@ static void on_open(conn *c) {
     if (c->role == R_STALL) set_events(c, wanted_events(c));
     if (opt.proto && c->role != R_ECHO) { /* hello and join; registered once "joined" arrives */
         char buf[256];
-        int k = snprintf(buf, sizeof buf, "{\"type\":\"hello\",\"user\":\"u%d\"}", c->id);
-        send_text(c, buf, (size_t)k);
+        int k;
+        if (g_nhellos) {
+            long long i = opt.hello_from + (c->role == R_BACK ? c->idx - opt.receivers - 1 : c->idx);
+            send_text(c, g_hellos[i % g_nhellos], g_hello_len[i % g_nhellos]);
+        } else {
+            k = snprintf(buf, sizeof buf, "{\"type\":\"hello\",\"user\":\"u%d\"}", c->id);
+            send_text(c, buf, (size_t)k);
+        }
+        if (opt.stop_welcome) {
+            flush(c);
+            return;
+        }
         if (c->role == R_BACK)
             k = snprintf(buf, sizeof buf,
                          "{\"type\":\"join\",\"room\":\"%s\",\"since\":{\"epoch\":\"%s\",\"offset\":%lld}}",
@@ -1231,9 +1257,9 @@ static void print_result(void) {
         double cs = (double)(g_connect_end - g_connect_start) / 1e9;
         emit("{\"event\":\"result\",\"mode\":\"idle\",\"connections\":%d,\"concurrency\":%d,\"until_joined\":%d,"
              "\"connect_s\":%.6f,\"connections_per_s\":%.1f,\"joined\":%lld,\"presence_frames\":%lld,"
-             "\"v1_errors\":%lld,%s}",
+             "\"v1_errors\":%lld,\"stop_at\":\"%s\",\"welcomed\":%lld,\"unauthorized\":%lld,%s}",
              opt.connections, opt.concurrency, opt.until_joined, cs, cs > 0 ? (double)g_opened / cs : 0, g_joined,
-             g_presence, g_v1_errors, common);
+             g_presence, g_v1_errors, opt.stop_welcome ? "welcome" : "joined", g_welcomed, g_unauthorized, common);
     }
 }
 
@@ -1252,9 +1278,9 @@ static void print_status(void) {
             o += (size_t)snprintf(codes + o, sizeof codes - o, "%s\"%d\":%lld", o ? "," : "", i, g_close_codes[i]);
     emit("{\"event\":\"status\",\"open\":%lld,\"closed_by_server\":%lld,\"resets\":%lld,\"close_codes\":{%s},"
          "\"other_msgs\":%lld,\"left_msgs\":%lld,\"lost\":%lld,\"out_of_order\":%lld,\"duplicates\":%lld,"
-         "\"late_msgs\":%lld,\"joined\":%lld,\"presence_frames\":%lld,\"v1_errors\":%lld}",
+         "\"late_msgs\":%lld,\"joined\":%lld,\"presence_frames\":%lld,\"v1_errors\":%lld,\"welcomed\":%lld}",
          open, g_closed_open, g_resets, codes, other, g_left_msgs, lost, ooo, dup, late, g_joined, g_presence,
-         g_v1_errors);
+         g_v1_errors, g_welcomed);
 }
 
 static uint64_t g_hold_end;
@@ -1370,7 +1396,8 @@ static void tick(void) {
             resume_setup();
             return;
         }
-        if (!strcmp(opt.mode, "idle") && (opt.proto ? g_joined : g_opened) + g_failed >= opt.connections) {
+        long long ready = !opt.proto ? g_opened : opt.stop_welcome ? g_welcomed : g_joined;
+        if (!strcmp(opt.mode, "idle") && ready + g_failed >= opt.connections) {
             g_connect_end = g_now;
             g_measure_start = g_connect_start;
             g_measure_end = g_connect_end;
@@ -1483,6 +1510,32 @@ static int next_timeout_ms(void) {
     }
 }
 
+/* --hello-file: every non-empty line is one hello frame, sent as is (no newline). */
+static void load_hellos(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) die("%s: %s", path, strerror(errno));
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t k;
+    long long have = 0;
+    while ((k = getline(&line, &cap, f)) >= 0) {
+        while (k > 0 && (line[k - 1] == '\n' || line[k - 1] == '\r')) k--;
+        if (k == 0) continue;
+        if (k > 16384) die("%s: a hello longer than 16384 bytes", path);
+        if (g_nhellos == have) {
+            have = have ? 2 * have : 1024;
+            g_hellos = xrealloc(g_hellos, (size_t)have * sizeof *g_hellos);
+            g_hello_len = xrealloc(g_hello_len, (size_t)have * sizeof *g_hello_len);
+        }
+        g_hellos[g_nhellos] = xrealloc(NULL, (size_t)k);
+        memcpy(g_hellos[g_nhellos], line, (size_t)k);
+        g_hello_len[g_nhellos++] = (size_t)k;
+    }
+    free(line);
+    fclose(f);
+    if (!g_nhellos) die("%s: no hello in it", path);
+}
+
 static void usage(void) {
     fprintf(stderr,
             "usage: wsload --mode fanout|echo|idle|resume --port P [options]\n"
@@ -1498,7 +1551,10 @@ static void usage(void) {
             "  --clients K          echo: clients (1)\n"
             "  --connections N      idle: connections (1000)\n"
             "  --concurrency C      handshakes in flight while connecting (256)\n"
-            "  --until-joined 0|1   idle, v1: a connection stays in flight until its joined, not its handshake (0)\n"
+            "  --until-joined 0|1   idle, v1: a connection stays in flight until ready (joined), not its handshake (0)\n"
+            "  --stop-at joined|welcome  idle, v1: ready at the join's joined, or at the hello's welcome (no join)\n"
+            "  --hello-file F       v1: connection i says line (--hello-from + i) of F as its hello (tokens)\n"
+            "  --hello-from K       v1: the first line of --hello-file used (0)\n"
             "  --id-base I          first client id (1)\n"
             "  --no-progress S      give up after S seconds without a delivery (3)\n"
             "  --deadline S         hard limit for the whole run (60)\n"
@@ -1522,7 +1578,8 @@ int main(int argc, char **argv) {
         {"no-progress", 1, 0, 'P'},  {"deadline", 1, 0, 'T'},    {"hold", 1, 0, 'h'},
         {"drain", 1, 0, 'R'},        {"origin", 1, 0, 'o'},      {"verbose", 0, 0, 'v'},
         {"proto", 1, 0, 'x'},        {"room", 1, 0, 'Q'},        {"missed", 1, 0, 'X'},
-        {"until-joined", 1, 0, 'J'},
+        {"until-joined", 1, 0, 'J'}, {"stop-at", 1, 0, 'W'},   {"hello-file", 1, 0, 'F'},
+        {"hello-from", 1, 0, 'K'},
         {0, 0, 0, 0},
     };
     int ch;
@@ -1557,6 +1614,13 @@ int main(int argc, char **argv) {
         case 'Q': opt.room = optarg; break;
         case 'X': opt.missed = atoi(optarg); break;
         case 'J': opt.until_joined = atoi(optarg); break;
+        case 'W':
+            if (!strcmp(optarg, "welcome")) opt.stop_welcome = 1;
+            else if (!strcmp(optarg, "joined")) opt.stop_welcome = 0;
+            else usage();
+            break;
+        case 'F': opt.hello_file = optarg; break;
+        case 'K': opt.hello_from = atoi(optarg); break;
         default: usage();
         }
     }
@@ -1566,6 +1630,9 @@ int main(int argc, char **argv) {
     if (!strcmp(opt.mode, "resume")) opt.proto = 1;
     if (opt.proto && (opt.stalled || strlen(opt.room) > 64 || opt.missed < 1)) usage();
     if (opt.window < 1 || opt.size < 1 || opt.size > (int)sizeof g_msg - 64 || opt.concurrency < 1) usage();
+    if (opt.stop_welcome && (!opt.proto || strcmp(opt.mode, "idle"))) usage();
+    if ((opt.hello_file && !opt.proto) || opt.hello_from < 0) usage();
+    if (opt.hello_file) load_hellos(opt.hello_file);
     signal(SIGPIPE, SIG_IGN);
     g_rng ^= mono_ns() ^ ((uint64_t)getpid() << 32);
 

@@ -32,8 +32,12 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from asgi_chat import Settings, create_app
+from asgi_chat.composition import identity_authority
 from asgi_chat.endpoints import protocol
+from asgi_chat.endpoints.identity import Authority
 from asgi_chat.engine.stores.memory import MemoryStore
+from asgi_chat.identity import Guests, Identity
+from asgi_chat.identity.guests import guest_identity
 from asgi_chat.ops.trace import Describer, Trace
 from docs.generated import write_or_check
 from tests.helpers import DENIAL, TIMEOUT, LifespanClient, WebSocketClient, free_port, wait_until
@@ -54,7 +58,9 @@ class Stage:
 
     def __init__(self, settings: Settings) -> None:
         self.lines: list[str] = []
-        self.app = create_app(replace(settings, trace=False), store=predictable_store(settings))
+        self.app = create_app(
+            replace(settings, trace=False), store=predictable_store(settings), authority=predictable_authority(settings)
+        )
         # JSON frames are shown whole: cut at the trace's usual 60 characters, they would say little.
         self.traced = Trace(self.app, write=self.lines.append, limit=200)
 
@@ -78,6 +84,25 @@ def _stalled(app: ASGI3Application) -> ASGI3Application:
     return stalled_app
 
 
+class PredictableGuests(Guests):
+    """Guests numbered in turn, their tokens signed with a fixed secret at a fixed time."""
+
+    def __init__(self) -> None:
+        super().__init__(b"the docs' own secret, so that every run reads the same", clock=lambda: 1_796_256_000)
+        self._numbers = itertools.count(1)
+
+    def new(self, name: str) -> tuple[Identity, str]:
+        identity = guest_identity(f"guest:{next(self._numbers):016d}", name)
+        return identity, self.issue(identity.uid)
+
+
+def predictable_authority(settings: Settings) -> Authority:
+    """Who is speaking, as the settings say, but with guests whose uids and tokens never vary."""
+    authority = identity_authority(replace(settings, secret="the docs' own secret, 32 bytes or more"))
+    authority.guests = PredictableGuests()
+    return authority
+
+
 def predictable_store(settings: Settings) -> MemoryStore:
     """The memory store with a fixed clock and numbered epochs, so that every run reads the same."""
     epochs = (f"epoch{number:011d}" for number in itertools.count(1))
@@ -91,7 +116,7 @@ def predictable_store(settings: Settings) -> MemoryStore:
 async def served(settings: Settings) -> AsyncIterator[uvicorn.Server]:
     """The app under uvicorn (websockets-sansio) on 127.0.0.1, in this process and event loop."""
     config = uvicorn.Config(
-        create_app(settings, store=predictable_store(settings)),
+        create_app(settings, store=predictable_store(settings), authority=predictable_authority(settings)),
         host="127.0.0.1",
         port=free_port(),
         ws="websockets-sansio",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,12 @@ import pytest
 from asgi_chat import ChatApp, Settings, create_app
 from tests.helpers import Server, free_port, uvicorn_command
 from tests.redis_support import RedisServer, running_redis
+
+# Every server process a test starts shares this secret (guests' tokens are signed with it), as a
+# deployment of several processes must (docs/identity.md): with guests on, such a deployment
+# without one refuses to start. Tests of that refusal take it out of their own environment.
+TEST_SECRET = "the secret every server process of the test suite shares"
+os.environ.setdefault("ASGI_CHAT_SECRET", TEST_SECRET)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from asgiref.typing import ASGI3Application, ASGIReceiveCallable, ASGISendCallable, ASGISendEvent, Scope
@@ -23,13 +24,53 @@ from tests.helpers import TIMEOUT, WebSocketClient
 Frame = dict[str, Any]
 
 
-def presence_of(room: str, join: tuple[str, ...] = (), leave: tuple[str, ...] = ()) -> Frame:
-    """A batched ``presence`` frame: who joined and who left ``room`` in one window."""
+class AnyUid:
+    """Equal to any uid, a non-empty string: a guest's is the server's choice (``guest:`` and 16
+    characters), so a test that knows only a name compares its uid so. A test that knows the uid
+    (a welcome's, a token's ``sub``) passes the person as shown instead."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and bool(other)
+
+    def __hash__(self) -> int:
+        return 0
+
+    def __repr__(self) -> str:
+        return "<any uid>"
+
+
+class AnyBool:
+    """Equal to true or false: whether a person is a guest, where the test does not decide it."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, bool)
+
+    def __hash__(self) -> int:
+        return 0
+
+    def __repr__(self) -> str:
+        return "<any bool>"
+
+
+Who = str | Mapping[str, Any]  # a name (any uid, guest or not), or a person as shown
+
+
+def shown(who: Who) -> dict[str, Any]:
+    """A person as frames show them (``{"uid", "user", "guest"}``): given whole, or by name only."""
+    if isinstance(who, str):
+        return {"uid": AnyUid(), "user": who, "guest": AnyBool()}
+    return {"uid": who["uid"], "user": who["user"], "guest": who["guest"]}
+
+
+def presence_of(room: str, join: tuple[Who, ...] = (), leave: tuple[Who, ...] = ()) -> Frame:
+    """A batched ``presence`` frame: who joined and who left ``room`` in one window, each a name
+    (compared with any uid) or a person as shown (a welcome frame will do: its ``uid``, ``user``
+    and ``guest``)."""
     return {
         "type": "presence",
         "room": room,
-        "join": [{"user": user} for user in join],
-        "leave": [{"user": user} for user in leave],
+        "join": [shown(who) for who in join],
+        "leave": [shown(who) for who in leave],
     }
 
 
@@ -144,6 +185,21 @@ class RoomsClient(Frames):
 async def opened(app: ASGI3Application, *users: str) -> list[RoomsClient]:
     """One connection per user, each accepted and past hello."""
     return [await RoomsClient(app).open(user) for user in users]
+
+
+async def greeted(app: ASGI3Application, user: str) -> tuple[RoomsClient, Frame]:
+    """A connection past hello as ``user`` (a guest: the server picks its uid), and its welcome."""
+    client = await RoomsClient(app).open()
+    return client, await client.hello(user)
+
+
+async def tab_of(app: ASGI3Application, welcome: Frame) -> RoomsClient:
+    """Another connection of the person ``welcome`` greeted (a second tab, a reconnect): a guest
+    presents the token its welcome gave, and keeps its uid."""
+    client = await RoomsClient(app).open()
+    await client.request("hello", user=welcome["user"], token=welcome["token"])
+    assert (await client.expect("welcome"))["uid"] == welcome["uid"]
+    return client
 
 
 class WireRoomsClient(Frames):

@@ -63,7 +63,9 @@ class Refusal(ChatError):
     request").
     """
 
-    code: CloseCode = CloseCode.POLICY_VIOLATION
+    # A CloseCode, or an application's own code: RFC 6455 7.4.2 leaves 4000-4999 "reserved for
+    # private use" (the rooms endpoint's 4001, 4401 and 4403: endpoints/identity.py).
+    code: int = CloseCode.POLICY_VIOLATION
     http_status: HTTPStatus = HTTPStatus.FORBIDDEN  # what a bare refusal is anyway (ASGI's 403)
     retry_after: int | None = None
 

@@ -15,6 +15,7 @@ from ..engine.budget import OutputBudgets
 from ..engine.fanout import Fanout
 from ..engine.hub import Hub
 from ..engine.rooms import Rooms
+from .identity import Authority
 
 
 class EndpointSettings(Protocol):
@@ -39,6 +40,9 @@ class LineTimer(Protocol):
     def observe_line(self, seconds: float) -> None:
         """Record how long one line took from receive to its last recipient's send."""
 
+    def moderated(self, action: str) -> None:
+        """Count one moderator's ``action`` carried out."""
+
 
 class EndpointContext(Protocol):
     """What an endpoint may use, built once per app."""
@@ -55,6 +59,8 @@ class EndpointContext(Protocol):
     def rooms(self) -> Rooms: ...  # the rooms of asgi-chat.v1
     @property
     def budgets(self) -> OutputBudgets: ...  # what requests may make the server send (engine/budget.py)
+    @property
+    def authority(self) -> Authority: ...  # who is speaking on /chat/ws (endpoints/identity.py)
     @property
     def verify_credential(self) -> Callable[[str], bool]: ...  # whether a credential is accepted
 

@@ -36,6 +36,9 @@ REVEALING_PATTERNS: Final = (
     re.compile("(" + re.escape(REPLY_PREFIX) + r")[^'\"\r\n]*"),
     # The bearer subprotocol: "bearer, TOKEN" (the header) and ['bearer', 'TOKEN'] (a repr).
     re.compile(r"(?i)(\bbearer['\"]?\s*,\s*(?-i:b)?['\"]?)[^'\",\s\]\)]+"),
+    # A token in an asgi-chat.v1 frame: hello's and refresh's, and the guest token a welcome
+    # hands out ({"token":"..."}, as the trace and the websockets library's DEBUG lines show it).
+    re.compile(r'(\\?"token\\?"\s*:\s*\\?")[^"\\]+'),
     # An Authorization header's value, in case a proxy or client sends one.
     re.compile(r"(?i)(\bauthorization['\"]?\s*[:,]\s*(?-i:b)?['\"]?)[^'\"\r\n]+"),
 )

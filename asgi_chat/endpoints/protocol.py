@@ -13,57 +13,38 @@ endpoint answers with an ``error`` frame; the connection stays open.
 from __future__ import annotations
 
 import json
-import re
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from .fields import ERROR_CODES, MAX_WHOLE, BadRequest, Fields, encodable
+
+__all__ = ["ERROR_CODES", "MAX_WHOLE", "BadRequest", "Fields", "encodable"]  # and the requests below
+
 SUBPROTOCOL: Final = "asgi-chat.v1"
-MAX_NAME_CHARS: Final = 32
 MAX_ID_CHARS: Final = 64
+MAX_TOKEN_CHARS: Final = 8192  # identity/tokens.py refuses longer ones too: checked here first
 MAX_HISTORY_LIMIT: Final = 100
-# The largest whole number a request may carry (an offset, a count): 2**53 - 1, the largest
-# integer a JSON number holds exactly in JavaScript, and in Redis' Lua (numbers are doubles
-# there), so both stores can hold every position a client may send, and answer it the same way.
-MAX_WHOLE: Final = 2**53 - 1
-# The whole name (fullmatch: with re.match, "$" would also accept a trailing newline).
-ROOM_NAME: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
-
-ERROR_CODES: Final = frozenset(
-    {
-        "bad_request",
-        "hello_first",
-        "bad_name",
-        "bad_room",
-        "not_joined",
-        "too_many_rooms",
-        "too_large",
-        "unavailable",
-        "slow_down",
-        "internal",
-    }
-)
-
-
-class BadRequest(Exception):
-    """A request the server answers with ``{"type": "error", "code": code, ...}``."""
-
-    def __init__(self, code: str, message: str, request_id: str | None = None) -> None:
-        super().__init__(message)
-        assert code in ERROR_CODES
-        self.code = code
-        self.message = message
-        self.request_id = request_id
-
-
+MODERATION: Final = ("kick", "ban", "unban", "mute", "unmute", "redact", "disconnect")
+MAX_UID_CHARS: Final = 256
+MAX_REASON_CHARS: Final = 200
+MAX_SECONDS: Final = 366 * 24 * 3600  # a ban or a mute lasts a year at most: longer is a policy
 # --- requests -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class Hello:
     id: str | None
-    user: str
+    user: str | None  # the name asked for: a guest's; a token's name wins over it
+    token: str | None = None  # an operator's token (a JWT), or the guest token a welcome gave
+
+
+@dataclass(frozen=True, slots=True)
+class Refresh:
+    """``{"type": "refresh", "token": T}``: the same user's new token, before the old one expires."""
+
+    id: str | None
+    token: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +91,21 @@ class Members:
     room: str
 
 
-Request = Hello | Join | Say | Leave | History | Members
+@dataclass(frozen=True, slots=True)
+class Moderate:
+    """A moderator's request (endpoints/moderation.py carries it out): kick, ban, unban, mute and
+    unmute name a room and a uid, redact a room and an offset, disconnect a uid everywhere."""
+
+    id: str | None
+    action: str  # one of MODERATION
+    room: str = ""  # "" for disconnect
+    uid: str = ""  # "" for redact
+    seconds: int = 0  # how long a ban or a mute lasts
+    offset: int = 0  # the message a redact removes
+    reason: str = ""  # shown to the one kicked, banned or disconnected, and logged
+
+
+Request = Hello | Refresh | Join | Say | Leave | History | Members | Moderate
 
 
 def parse_request(text: str, max_text_chars: int) -> Request:
@@ -129,7 +124,7 @@ def parse_request(text: str, max_text_chars: int) -> Request:
     if parser is None:
         raise BadRequest("bad_request", f"unknown type {str(kind)[:40]!r}", request_id)
     try:
-        return parser(_Fields(frame), request_id, max_text_chars)
+        return parser(Fields(frame), request_id, max_text_chars)
     except BadRequest as error:
         error.request_id = request_id
         raise
@@ -144,66 +139,26 @@ def _request_id(frame: dict[str, object]) -> str | None:
     raise BadRequest("bad_request", f"id must be a string of 1 to {MAX_ID_CHARS} characters")
 
 
-def encodable(value: str, name: str) -> str:
-    """``value``, if it can be sent on: JSON's ``\\ud800`` escape parses into a lone surrogate,
-    which no UTF-8 encoder takes (RFC 3629 section 3: surrogates are not characters), so such a
-    string is refused here, at the edge, before anything is assigned to it."""
-    if not value.isascii():
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            raise BadRequest("bad_request", f"{name} is not valid Unicode: it holds a lone surrogate") from None
-    return value
+def _hello(fields: Fields, request_id: str | None, max_text_chars: int) -> Hello:
+    user = fields.text("user") if "user" in fields.frame else None
+    token = _token(fields) if "token" in fields.frame else None
+    if user is None and token is None:
+        raise BadRequest("bad_name", "say hello with a name (user), or a token")
+    return Hello(request_id, user, token)
 
 
-class _Fields:
-    """Typed access to a request's fields: a missing or wrong-typed one is a BadRequest."""
-
-    def __init__(self, frame: dict[str, object]) -> None:
-        self.frame = frame
-
-    def text(self, name: str) -> str:
-        value = self.frame.get(name)
-        if not isinstance(value, str):
-            raise BadRequest("bad_request", f"{name} must be a string")
-        return encodable(value, name)
-
-    def flag(self, name: str, default: bool) -> bool:
-        value = self.frame.get(name, default)
-        if not isinstance(value, bool):
-            raise BadRequest("bad_request", f"{name} must be true or false")
-        return value
-
-    def optional_whole(self, name: str) -> int | None:
-        return self.whole(name) if name in self.frame else None
-
-    def whole(self, name: str) -> int:
-        value = self.frame.get(name)
-        # bool is an int in Python, but true is not an offset.
-        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_WHOLE:
-            raise BadRequest("bad_request", f"{name} must be a whole number from 0 to 2**53 - 1")
-        return value
-
-    def room(self) -> str:
-        room = self.text("room")
-        if not ROOM_NAME.fullmatch(room):
-            raise BadRequest("bad_room", "a room name is 1 to 64 of a-z, 0-9, _ and -, starting with a letter or digit")
-        return room
+def _refresh(fields: Fields, request_id: str | None, max_text_chars: int) -> Refresh:
+    return Refresh(request_id, _token(fields))
 
 
-def _hello(fields: _Fields, request_id: str | None, max_text_chars: int) -> Hello:
-    return Hello(request_id, normalise_name(fields.text("user")))
+def _token(fields: Fields) -> str:
+    token = fields.text("token")
+    if not 1 <= len(token) <= MAX_TOKEN_CHARS:
+        raise BadRequest("bad_request", f"token must be a string of 1 to {MAX_TOKEN_CHARS} characters")
+    return token
 
 
-def normalise_name(raw: str) -> str:
-    """A user name as shown: stripped, NFC-normalised, 1 to 32 characters, no control character."""
-    name = unicodedata.normalize("NFC", raw.strip())
-    if not 1 <= len(name) <= MAX_NAME_CHARS or any(unicodedata.category(char) == "Cc" for char in name):
-        raise BadRequest("bad_name", f"a name is 1 to {MAX_NAME_CHARS} characters, without control characters")
-    return name
-
-
-def _join(fields: _Fields, request_id: str | None, max_text_chars: int) -> Join:
+def _join(fields: Fields, request_id: str | None, max_text_chars: int) -> Join:
     room = fields.room()
     if "since" in fields.frame and "history" in fields.frame:
         raise BadRequest("bad_request", "since and history exclude each other")
@@ -215,11 +170,11 @@ def _join(fields: _Fields, request_id: str | None, max_text_chars: int) -> Join:
 def _since(value: object) -> Since:
     if not isinstance(value, dict):
         raise BadRequest("bad_request", "since must be an object with epoch and offset")
-    since = _Fields(value)
+    since = Fields(value)
     return Since(since.text("epoch"), since.whole("offset"))
 
 
-def _say(fields: _Fields, request_id: str | None, max_text_chars: int) -> Say:
+def _say(fields: Fields, request_id: str | None, max_text_chars: int) -> Say:
     room = fields.room()
     text = fields.text("text")
     if not text:
@@ -229,11 +184,11 @@ def _say(fields: _Fields, request_id: str | None, max_text_chars: int) -> Say:
     return Say(request_id, room, text)
 
 
-def _leave(fields: _Fields, request_id: str | None, max_text_chars: int) -> Leave:
+def _leave(fields: Fields, request_id: str | None, max_text_chars: int) -> Leave:
     return Leave(request_id, fields.room())
 
 
-def _history(fields: _Fields, request_id: str | None, max_text_chars: int) -> History:
+def _history(fields: Fields, request_id: str | None, max_text_chars: int) -> History:
     room = fields.room()
     before, limit = fields.whole("before"), fields.whole("limit")
     if not 1 <= limit <= MAX_HISTORY_LIMIT:
@@ -241,15 +196,36 @@ def _history(fields: _Fields, request_id: str | None, max_text_chars: int) -> Hi
     return History(request_id, room, before, limit)
 
 
-def _members(fields: _Fields, request_id: str | None, max_text_chars: int) -> Members:
+def _members(fields: Fields, request_id: str | None, max_text_chars: int) -> Members:
     return Members(request_id, fields.room())
 
 
-_PARSERS: dict[str, Callable[[_Fields, str | None, int], Request]] = {
+def _moderate(fields: Fields, request_id: str | None, max_text_chars: int) -> Moderate:
+    action = str(fields.frame["type"])
+    room = "" if action == "disconnect" else fields.room()
+    uid = "" if action == "redact" else _short(fields, "uid", MAX_UID_CHARS)
+    seconds = fields.whole("seconds") if action in ("ban", "mute") else 0
+    if action in ("ban", "mute") and not 1 <= seconds <= MAX_SECONDS:
+        raise BadRequest("bad_request", f"seconds must be 1 to {MAX_SECONDS}")
+    offset = fields.whole("offset") if action == "redact" else 0
+    reason = _short(fields, "reason", MAX_REASON_CHARS, empty=True) if "reason" in fields.frame else ""
+    return Moderate(request_id, action, room, uid, seconds, offset, reason)
+
+
+def _short(fields: Fields, name: str, most: int, *, empty: bool = False) -> str:
+    value = fields.text(name)
+    if not (0 if empty else 1) <= len(value) <= most:
+        raise BadRequest("bad_request", f"{name} must be a string of at most {most} characters")
+    return value
+
+
+_PARSERS: dict[str, Callable[[Fields, str | None, int], Request]] = {
     "hello": _hello,
+    "refresh": _refresh,
     "join": _join,
     "say": _say,
     "leave": _leave,
     "history": _history,
     "presence": _members,
+    **dict.fromkeys(MODERATION, _moderate),
 }

@@ -11,6 +11,22 @@ endpoints/protocol.py.
 from __future__ import annotations
 
 import json
+from typing import Protocol
+
+from .people import Person
+
+
+class WelcomeIdentity(Protocol):
+    """What a welcome says of who is speaking (identity/claims.py's Identity has it)."""
+
+    @property
+    def uid(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def guest(self) -> bool: ...
+    @property
+    def expires_ms(self) -> int | None: ...
 
 
 def encode(frame: dict[str, object], request_id: str | None = None) -> str:
@@ -20,27 +36,43 @@ def encode(frame: dict[str, object], request_id: str | None = None) -> str:
     return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
 
 
-def welcome(user: str, request_id: str | None) -> str:
-    return encode({"type": "welcome", "user": user}, request_id)
-
-
-def joined(room: str, epoch: str, top: int, presence: list[str], request_id: str | None, *, listed: bool = True) -> str:
-    """The answer to a join: the room's position, and who is there (``count``, and the names
-    unless the join asked for no presence: a big room's viewer need not receive them all)."""
-    frame: dict[str, object] = {"type": "joined", "room": room, "epoch": epoch, "offset": top}
-    if listed:
-        frame["presence"] = presence
-    frame["count"] = len(presence)
+def welcome(identity: WelcomeIdentity, guest_token: str | None, request_id: str | None) -> str:
+    """Who the hello made this connection: its name, uid, whether a guest, its token's expiry (ms
+    since the epoch, or null), and for a guest the token to present next time (keeps the uid)."""
+    frame: dict[str, object] = {"type": "welcome", "user": identity.name, "uid": identity.uid}
+    frame.update(guest=identity.guest, expires=identity.expires_ms)
+    if guest_token is not None:
+        frame["token"] = guest_token
     return encode(frame, request_id)
 
 
-def members(room: str, users: list[str], request_id: str | None) -> str:
+def refreshed(expires_ms: int | None, request_id: str | None) -> str:
+    return encode({"type": "refreshed", "expires": expires_ms}, request_id)
+
+
+def joined(
+    room: str, epoch: str, top: int, people: list[Person], request_id: str | None, *, listed: bool = True
+) -> str:
+    """The answer to a join: the room's position, and who is there (``count``, and unless the join
+    asked for no presence, a big room's viewer need not receive them all: ``presence``, their
+    names as before, and ``members``, each person as :meth:`Person.shown` shows them). ``people``
+    come sorted by name, then uid (the stores' order), so the names are sorted too."""
+    frame: dict[str, object] = {"type": "joined", "room": room, "epoch": epoch, "offset": top}
+    if listed:
+        frame["presence"] = [person.name for person in people]
+    frame["count"] = len(people)
+    if listed:
+        frame["members"] = _shown(people)
+    return encode(frame, request_id)
+
+
+def members(room: str, people: list[Person], request_id: str | None) -> str:
     """The answer to a ``presence`` request: who is in the room now, on every process."""
-    return encode({"type": "members", "room": room, "members": _people(users), "count": len(users)}, request_id)
+    return encode({"type": "members", "room": room, "members": _shown(people), "count": len(people)}, request_id)
 
 
-def _people(users: list[str]) -> list[dict[str, object]]:
-    return [{"user": user} for user in users]
+def _shown(people: list[Person]) -> list[dict[str, object]]:
+    return [person.shown() for person in people]
 
 
 def ack(room: str, offset: int, request_id: str | None) -> str:
@@ -57,9 +89,40 @@ def history(room: str, frames: list[str], request_id: str | None) -> str:
     return head.replace('"messages":[]', '"messages":[' + ",".join(frames) + "]", 1)
 
 
-def msg(room: str, offset: int, ts: int, user: str, text: str, say_id: str | None) -> str:
-    frame: dict[str, object] = {"type": "msg", "room": room, "offset": offset, "ts": ts, "user": user, "text": text}
+def msg(room: str, offset: int, ts: int, person: Person, text: str, say_id: str | None) -> str:
+    """A line said: by whom as every frame that names a person shows them (``user``, the name, then
+    ``uid`` and ``guest``), encoded once by the store that numbered it (engine/stores/)."""
+    frame: dict[str, object] = {"type": "msg", "room": room, "offset": offset, "ts": ts, "user": person.name}
+    frame.update(uid=person.uid, guest=person.guest, text=text)
     return encode(frame, say_id)
+
+
+def redacted_msg(room: str, offset: int, ts: int) -> str:
+    """A message a moderator removed, where it was: its offset and time, no text, no user (so
+    the room's sequence stays whole for history, replays and resumes)."""
+    return encode({"type": "msg", "room": room, "offset": offset, "ts": ts, "redacted": True})
+
+
+def redacted(room: str, offset: int, by: str) -> str:
+    """Live, to a room's members: message ``offset`` was removed by moderator ``by``."""
+    return encode({"type": "redacted", "room": room, "offset": offset, "by": by})
+
+
+def kicked(room: str, by: str, reason: str) -> str:
+    """To each connection of a user put out of ``room``: who did it, and why."""
+    return encode({"type": "kicked", "room": room, "by": by, "reason": reason})
+
+
+def moderated(action: str, room: str, uid: str, offset: int, request_id: str | None) -> str:
+    """A moderator's request carried out: what, where, on whom (or which message)."""
+    frame: dict[str, object] = {"type": "moderated", "action": action}
+    if room:
+        frame["room"] = room
+    if action == "redact":
+        frame["offset"] = offset
+    else:
+        frame["uid"] = uid
+    return encode(frame, request_id)
 
 
 def gap(room: str, first: int, last: int, reason: str) -> str:
@@ -73,9 +136,9 @@ def reset(room: str, epoch: str, offset: int) -> str:
     return encode({"type": "gap", "room": room, "reason": "reset", "epoch": epoch, "offset": offset})
 
 
-def presence(room: str, joins: list[str], leaves: list[str]) -> str:
+def presence(room: str, joins: list[Person], leaves: list[Person]) -> str:
     """Who joined and who left the room in one window (engine/presence.py): either may be empty."""
-    return encode({"type": "presence", "room": room, "join": _people(joins), "leave": _people(leaves)})
+    return encode({"type": "presence", "room": room, "join": _shown(joins), "leave": _shown(leaves)})
 
 
 def error(code: str, message: str, request_id: str | None = None) -> str:

@@ -5,10 +5,15 @@ every member already there, so N people joining one room (a deploy's mass reconn
 N x (N - 1) / 2 frames, N squared. Here a room's changes collect for ``interval`` seconds
 (``ASGI_CHAT_PRESENCE_INTERVAL``) and go out as one frame per member::
 
-    {"type": "presence", "room": R, "join": [{"user": "ann"}, ...], "leave": [{"user": "bob"}]}
+    {"type": "presence", "room": R, "join": [{"uid": "u1", "user": "ann", "guest": false}, ...],
+     "leave": [{"uid": "u2", "user": "bob", "guest": false}]}
 
 so a storm costs members x windows frames, not members squared. A change after a quiet
 window goes out at once (the window starts then): a lone join is shown without delay.
+
+Presence is a person's (engine/people.py), counted by uid: two people called Alice are two
+presences, and each is told of the other; one Alice in two tabs is one. Changes are kept per
+uid, with the person as last told, whose ``shown()`` the frame carries.
 
 What a member is told must leave its list right, whatever the timing. Two kinds of member:
 
@@ -22,8 +27,9 @@ What a member is told must leave its list right, whatever the timing. Two kinds 
   whenever it was read. A net change would be wrong for it: a user who joined before the read
   and left after it would stay on its list.
 
-A member is never told of its own name (its list says it is there): frames are encoded once per
-kind, plus once for each member whose own name changed, so a flush costs O(members + changes).
+A member is never told of its own uid (its list says it is there), though it is told of another
+person of the same name: frames are encoded once per kind, plus once for each member whose own
+uid changed, so a flush costs O(members + changes).
 Members that joined with ``"presence": false`` (a big room's viewers) get no presence frames.
 """
 
@@ -35,6 +41,7 @@ from collections.abc import Callable
 
 from . import frames
 from .member import Member, Outgoing, outgoing
+from .people import Person
 from .room import Room
 
 JOIN = "join"
@@ -42,36 +49,45 @@ LEAVE = "leave"
 
 
 class Changes:
-    """A room's presence events since its last frame: the first and the last event per user."""
+    """A room's presence events since its last frame: the first and the last event per uid, and
+    each person as last told (a frame shows their name as of then)."""
 
-    __slots__ = ("first", "last")
+    __slots__ = ("first", "last", "people")
 
     def __init__(self) -> None:
-        self.first: dict[str, str] = {}
-        self.last: dict[str, str] = {}
+        self.first: dict[str, str] = {}  # uid -> its first event in the window
+        self.last: dict[str, str] = {}  # uid -> its latest event
+        self.people: dict[str, Person] = {}  # uid -> the person, as last told
 
-    def add(self, user: str, event: str) -> None:
-        self.first.setdefault(user, event)
-        self.last[user] = event
+    def add(self, person: Person, event: str) -> None:
+        uid = person.uid
+        self.first.setdefault(uid, event)
+        self.last[uid] = event
+        self.people[uid] = person
 
     def __bool__(self) -> bool:
         return bool(self.last)
 
     def net(self) -> dict[str, str]:
-        """For a settled member: only users whose state differs now from the window's start.
-        A user's first event says what they were before it (a join: absent), the last what they
-        are now; when the two are the same event, the state changed."""
-        return {user: event for user, event in self.last.items() if self.first[user] == event}
+        """For a settled member: only uids whose state differs now from the window's start.
+        A uid's first event says what it was before it (a join: absent), the last what it is
+        now; when the two are the same event, the state changed."""
+        return {uid: event for uid, event in self.last.items() if self.first[uid] == event}
 
     def latest(self) -> dict[str, str]:
-        """For a fresh member: every user who changed, by their last event."""
+        """For a fresh member: every uid that changed, by its last event."""
         return dict(self.last)
 
 
-def frame(room: str, events: dict[str, str], own: str | None) -> Outgoing | None:
-    """One presence frame for ``events`` (user -> join/leave) without ``own`` name; None if empty."""
-    joins = sorted(user for user, event in events.items() if event == JOIN and user != own)
-    leaves = sorted(user for user, event in events.items() if event == LEAVE and user != own)
+def _by_name(person: Person) -> tuple[str, str]:
+    return person.name, person.uid
+
+
+def frame(room: str, events: dict[str, str], people: dict[str, Person], own: str | None) -> Outgoing | None:
+    """One presence frame for ``events`` (uid -> join/leave, each uid's person in ``people``),
+    without the ``own`` uid; None if empty. Each list sorted by name, then uid."""
+    joins = sorted((people[uid] for uid, event in events.items() if event == JOIN and uid != own), key=_by_name)
+    leaves = sorted((people[uid] for uid, event in events.items() if event == LEAVE and uid != own), key=_by_name)
     if not joins and not leaves:
         return None
     return outgoing(frames.presence(room, joins, leaves))
@@ -118,9 +134,9 @@ class Presence:
 
     # --- changes --------------------------------------------------------------------------
 
-    def changed(self, local: Room, user: str, event: str) -> None:
-        """A user joined or left: sent now after a quiet window, else when the window ends."""
-        self.changes.add(user, event)
+    def changed(self, local: Room, person: Person, event: str) -> None:
+        """A person joined or left: sent now after a quiet window, else when the window ends."""
+        self.changes.add(person, event)
         if self._timer is not None:
             return
         wait = self._sent_at + self.interval - self._clock()
@@ -144,13 +160,13 @@ class Presence:
     def _send(self, local: Room, changes: Changes) -> None:
         kinds = {False: changes.net(), True: changes.latest()}
         made: dict[tuple[bool, str | None], Outgoing | None] = {}
-        for member, name in local.users.items():
+        for member, uid in local.users.items():  # each member here, by the uid it is in under
             if member in self.quiet:
                 continue
             fresh = member in self.fresh
-            key = (fresh, name if name in changes.last else None)
+            key = (fresh, uid if uid in changes.last else None)
             if key not in made:
-                made[key] = frame(self.room, kinds[fresh], key[1])
+                made[key] = frame(self.room, kinds[fresh], changes.people, key[1])
             message = made[key]
             if message is None:
                 continue

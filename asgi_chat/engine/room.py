@@ -3,9 +3,10 @@
 Both chats keep their members in a :class:`Room`: each room of ``asgi-chat.v1`` is one
 (rooms.py), and the tutorial chat is one more (hub.py). A Room knows
 
-- each member and the name it is in under (a user's name; the tutorial's ``client #7``), and how
-  many members each name has here: a name has left when its last member here has (a user's
-  second tab, a page that reconnects before its old connection was seen to drop);
+- each member and the name it is in under (a room's: its person's uid, engine/people.py; the
+  tutorial's: ``client #7``), and how many members each name has here: a name has left when its
+  last member here has (a user's second tab, a page that reconnects before its old connection
+  was seen to drop);
 - the members still joining, with what reaches the room meanwhile (rooms.py: a joiner gets its
   replay first, then this, in offset order);
 - the snapshot a line is offered to, :attr:`Room.live`: an immutable tuple of the members not
@@ -36,7 +37,7 @@ class Room:
     __slots__ = ("_live", "joining", "names", "users")
 
     def __init__(self) -> None:
-        self.users: dict[Member, str] = {}  # member -> the name it is in under, in the order they came
+        self.users: dict[Member, str] = {}  # member -> the name (rooms: uid) it is in under, in the order they came
         self.names: Counter[str] = Counter()  # name -> its members here
         self.joining: dict[Member, Buffer] = {}  # members not live yet -> what reached the room meanwhile
         self._live: tuple[Member, ...] | None = ()  # the snapshot; None: made again at the next line

@@ -13,9 +13,10 @@ turn of its own, never from inside a call the engine made (stores/__init__.py), 
 returns once that has happened, so the sender's ``ack`` follows its own ``msg``.
 
 A room here is only its local side, an engine :class:`~.room.Room` (the tutorial chat is one
-too: hub.py): the members of this process that joined it. Offsets, history, dedup and presence
-are the store's (engine/stores/), one truth for all who share it. A room with no member here is
-not held here at all, and holds no task.
+too: hub.py): the members of this process that joined it, each under its person's uid
+(engine/people.py: two people of one name are two presences, one person's two tabs one).
+Offsets, history, dedup and presence are the store's (engine/stores/), one truth for all who
+share it. A room with no member here is not held here at all, and holds no task.
 
 Joining, without losing or doubling a line: the new member's seat first *buffers* what the room
 publishes, then the store is entered and its window read, then the member gets ``joined``, the
@@ -36,6 +37,7 @@ from dataclasses import dataclass
 from . import frames
 from .fanout import offer
 from .member import Member, Outgoing, outgoing
+from .people import Person, Removed
 from .presence import Presence
 from .replay import Stored, Window, plan, want
 from .room import Buffer, Room
@@ -60,6 +62,8 @@ class Rooms:
         self.presence_interval = presence_interval  # one presence frame per window (presence.py)
         self._rooms: dict[str, Room] = {}
         self._presence: dict[str, Presence] = {}  # the rooms of _rooms: their presence frames
+        self._people: dict[str, set[Member]] = {}  # uid -> its connections here, for a disconnect
+        self._enrolled: dict[Member, str] = {}  # connection -> its uid
         self._open = False
 
     async def open(self) -> None:
@@ -86,10 +90,10 @@ class Rooms:
         for buffer in local.joining.values():
             buffer.append((stored.offset, message))
 
-    def presence(self, room: str, user: str, event: str) -> None:
+    def presence(self, room: str, person: Person, event: str) -> None:
         local = self._rooms.get(room)
         if local is not None:  # batched: one frame per member per window (presence.py)
-            self._presence[room].changed(local, user, event)
+            self._presence[room].changed(local, person, event)
 
     def gap(self, room: str, first: int, last: int, reason: str) -> None:
         self._tell(room, frames.gap(room, first, last, reason))
@@ -97,6 +101,26 @@ class Rooms:
     def reset(self, room: str, epoch: str, offset: int) -> None:
         # Not to members still joining: their window, read in the new epoch, says so already.
         self._tell(room, frames.reset(room, epoch, offset), joining_too=False)
+
+    def kicked(self, room: str, uid: str, by: str, reason: str) -> None:
+        local = self._rooms.get(room)
+        if local is None:
+            return
+        message = outgoing(frames.kicked(room, by, reason))
+        for member in [member for member, key in local.users.items() if key == uid]:
+            member.offer(message)
+            local.remove(member)  # the store let the presence go already: no exit for these
+            self._presence[room].gone(member)
+        if not local.users:
+            del self._rooms[room]
+            self._presence.pop(room).close()
+
+    def redacted(self, room: str, offset: int, by: str) -> None:
+        self._tell(room, frames.redacted(room, offset, by))
+
+    def disconnected(self, uid: str, reason: str) -> None:
+        for member in list(self._people.get(uid, ())):
+            member.end(Removed(reason or "disconnected by a moderator"))
 
     def _tell(self, room: str, frame: str, *, joining_too: bool = True) -> None:
         """A frame for every member of the room here, in order with its messages."""
@@ -110,11 +134,11 @@ class Rooms:
 
     # --- what a connection does -----------------------------------------------------------
 
-    async def join(self, member: Member, user: str, request: JoinRequest) -> None:
-        """Seat ``member`` in the room and send ``joined``, the replay, then live messages."""
-        local = self._seat(member, user, request)
+    async def join(self, member: Member, person: Person, request: JoinRequest) -> None:
+        """Seat ``member`` in the room as ``person`` and send ``joined``, the replay, then live messages."""
+        local = self._seat(member, person, request)
         try:
-            presence = await self.store.enter(request.room, user)
+            people = await self.store.enter(request.room, person)
         except BaseException:
             self._unseat(request.room, local, member)
             raise
@@ -125,12 +149,12 @@ class Rooms:
             after, limit = want(request.since[1] if request.since else None, request.history, self.replay_max)
             window = await self.store.window(request.room, after, limit)
             listed = request.presence
-            joined = frames.joined(request.room, window.epoch, window.top, presence, request.request_id, listed=listed)
+            joined = frames.joined(request.room, window.epoch, window.top, people, request.request_id, listed=listed)
             await _budgeted(member, outgoing(joined))  # its presence list is output the join caused
             await self._replay(member, request, window, local.joining.get(member, deque()))
         except BaseException:  # cancelled, or the store failed: out again, as if it never came
             self._unseat(request.room, local, member)
-            await self.store.exit(request.room, user)
+            await self.store.exit(request.room, person)
             raise
         local.go_live(member)
 
@@ -148,18 +172,56 @@ class Rooms:
             if offset == 0 or offset > window.top:  # presence, or a message the window did not hold
                 await _paced(member, message)
 
-    async def leave(self, member: Member, user: str, room: str) -> None:
+    async def leave(self, member: Member, person: Person, room: str) -> None:
         local = self._rooms.get(room)
-        if local is not None:
-            self._unseat(room, local, member)
-        await self.store.exit(room, user)
+        if local is None or member not in local.users:
+            return  # put out by a moderator already: its presence there is gone from the store
+        self._unseat(room, local, member)
+        await self.store.exit(room, person)
 
-    def _seat(self, member: Member, user: str, request: JoinRequest) -> Room:
+    def seated(self, member: Member, room: str) -> bool:
+        local = self._rooms.get(room)
+        return local is not None and member in local.users
+
+    def enroll(self, member: Member, person: Person) -> None:
+        """``member`` is ``person`` (said hello): a disconnect of its uid will find it."""
+        self._enrolled[member] = person.uid
+        self._people.setdefault(person.uid, set()).add(member)
+
+    def unenroll(self, member: Member) -> None:
+        uid = self._enrolled.pop(member, None)
+        if uid is not None:
+            members = self._people[uid]
+            members.discard(member)
+            if not members:
+                del self._people[uid]
+
+    # --- moderation: the store carries each out for every process (endpoints/moderation.py) ---
+
+    async def kick(self, room: str, uid: str, by: str, reason: str, ban_seconds: float = 0) -> None:
+        await self.store.kick(room, uid, by, reason, ban_seconds)
+
+    async def unban(self, room: str, uid: str) -> None:
+        await self.store.unban(room, uid)
+
+    async def mute(self, room: str, uid: str, seconds: float) -> None:
+        await self.store.mute(room, uid, seconds)
+
+    async def unmute(self, room: str, uid: str) -> None:
+        await self.store.unmute(room, uid)
+
+    async def redact(self, room: str, offset: int, by: str) -> bool:
+        return await self.store.redact(room, offset, by)
+
+    async def disconnect(self, uid: str, reason: str) -> None:
+        await self.store.disconnect(uid, reason)
+
+    def _seat(self, member: Member, person: Person, request: JoinRequest) -> Room:
         local = self._rooms.get(request.room)
         if local is None:
             local = self._rooms[request.room] = Room()
             self._presence[request.room] = Presence(request.room, self.presence_interval)
-        local.seat(member, user, joining=True)
+        local.seat(member, person.uid, joining=True)  # by uid: never told of its own presence
         self._presence[request.room].seated(member, quiet=not request.presence)
         return local
 
@@ -177,15 +239,16 @@ class Rooms:
         member.budget.charge(reply.size)
         member.offer(reply)
 
-    async def say(self, member: Member, user: str, room: str, text: str, say_id: str | None) -> None:
-        """Publish ``text`` in ``room`` and answer ``member`` with its offset (``ack``).
+    async def say(self, member: Member, person: Person, room: str, text: str, say_id: str | None) -> None:
+        """Publish ``text`` in ``room`` as ``person`` and answer ``member`` with its offset (``ack``).
 
         The store's listener (:meth:`message`) offers the ``msg`` to every member here, the
         sender among them, before ``append`` returns (on Redis within a bound: stores/redis.py);
         the ``ack`` goes after it, through the same outbox, so a client gets its own ``msg``
-        first. A say id used again gets the first offset's ``ack`` alone (nothing was published).
+        first. A say id this person's uid used again gets the first offset's ``ack`` alone (nothing
+        was published); another person's use of the same id is another say.
         """
-        offset, _ = await self.store.append(room, user, text, say_id)
+        offset, _ = await self.store.append(room, person, text, say_id)
         member.send(frames.ack(room, offset, say_id))
 
     async def history(self, member: Member, room: str, before: int, limit: int, request_id: str | None) -> None:

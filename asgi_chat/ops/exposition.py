@@ -121,6 +121,13 @@ class _Instruments:
             multiprocess_mode="livemin",
         )
         self.broker_dropped = counter("asgi_chat_broker_dropped", "Messages that did not reach other processes.")
+        self.moderation_by_action = prometheus_client.Counter(
+            "asgi_chat_moderation_actions",
+            "Moderators' requests carried out on /chat/ws, by action (kick, ban, mute, redact, ...).",
+            ["action"],
+            registry=registry,
+        )
+        self.moderation: dict[str, _CounterMirror] = {}
         self.rooms_up = Gauge(
             "asgi_chat_rooms_store_up",
             "1 while the rooms' store is reachable (by every worker), else 0: with Redis down, says fail.",
@@ -167,6 +174,11 @@ class _Instruments:
             (self.closes.get(code) or self.close_mirror(code)).sync(count)
         self.broker_up.set(int(broker.healthy))
         self.broker_dropped.sync(broker.dropped)
+        for action, count in tuple(metrics.moderation.items()):
+            mirror = self.moderation.get(action)
+            if mirror is None:
+                mirror = self.moderation[action] = _CounterMirror(self.moderation_by_action.labels(action=action))
+            mirror.sync(count)
         self.rooms_up.set(int(store is None or store.healthy))
         for bound in store.bounds() if store is not None else ():
             self.bound_used.labels(bound=bound.name).set(bound.used)

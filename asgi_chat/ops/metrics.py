@@ -34,6 +34,7 @@ class Metrics:
     slow_consumer_disconnects: int = 0  # clients closed with 1013 by the slow-consumer policy
     outbox_depth_max: int = 0  # the deepest any chat member's outbox has been
     closes: Counter[int] = field(default_factory=Counter)  # close code -> WebSockets the app refused or closed
+    moderation: Counter[str] = field(default_factory=Counter)  # action -> moderators' requests carried out
     lines: int = 0  # chat lines offered for timing (line_clock), to pick one in LINE_SAMPLE
     # Where observe_line's figures go: the app's histogram, once an Exposition is attached.
     line_observer: Callable[[float], None] | None = None
@@ -48,7 +49,12 @@ class Metrics:
             "outbox_depth_max": self.outbox_depth_max,
         }
         counts["closes"] = {str(code): count for code, count in sorted(self.closes.items())}
+        counts["moderation"] = dict(sorted(self.moderation.items()))
         return counts
+
+    def moderated(self, action: str) -> None:
+        """A moderator's ``action`` was carried out (endpoints/moderation.py)."""
+        self.moderation[action] += 1
 
     def line_clock(self) -> float | None:
         """A start time for one received chat line in ``LINE_SAMPLE``, else None (nothing to time).

@@ -1,4 +1,4 @@
-"""The HTTP endpoints: the pages, their assets, ``/healthz`` and ``/metrics``.
+"""The HTTP endpoints: the pages, their assets, ``/chat/config``, ``/healthz`` and ``/metrics``.
 
 Each is ``async def endpoint(request, ctx) -> Response``: plain values in, a plain value out;
 the app (asgi/app.py) sends the response. :class:`WebContext` says what they use of the app's
@@ -33,9 +33,20 @@ class MetricsPage(Protocol):
     def render(self) -> bytes: ...
 
 
+class PageSettings(Protocol):
+    """What the /chat page is told of the settings (ops/settings.py's Settings has them)."""
+
+    @property
+    def token_url(self) -> str | None: ...
+    @property
+    def guests(self) -> bool: ...
+
+
 class WebContext(Protocol):
     """What the HTTP endpoints use of the app's context."""
 
+    @property
+    def settings(self) -> PageSettings: ...
     @property
     def assets(self) -> Assets: ...
     @property
@@ -59,6 +70,15 @@ async def page(request: HttpRequest, ctx: WebContext) -> Response:
 async def asset(request: HttpRequest, ctx: WebContext) -> Response:
     name = request.path.rpartition("/")[2]
     return ctx.assets.response(name, request.headers) or not_found()
+
+
+async def chat_config(request: HttpRequest, ctx: WebContext) -> Response:
+    """How the /chat page signs people in: ``token_url``, where it fetches a token from the
+    operator's backend before each hello (``ASGI_CHAT_TOKEN_URL``; null: nowhere), and ``guests``,
+    whether a name alone will do (``ASGI_CHAT_GUESTS``). Nothing secret: what any visitor's page
+    reads anyway. ``no-store``, so a changed setting holds from the page's next load."""
+    settings = ctx.settings
+    return json_response(HTTPStatus.OK, {"token_url": settings.token_url, "guests": settings.guests})
 
 
 async def healthz(request: HttpRequest, ctx: WebContext) -> Response:

@@ -52,6 +52,7 @@ class Server:
     env: dict[str, str]
     client_args: tuple[str, ...] = ()  # extra wsload arguments (the rooms scenario's --proto v1)
     cwd: Path | None = None  # where it runs (and imports asgi_chat from): ROOT unless --before's checkout
+    before_twin: bool = True  # with --before, in a scenario of BEFORE_SCENARIOS: that checkout's twin runs too
 
 
 def _uvicorn(app: str, *extra: str) -> Callable[[int], list[str]]:
@@ -129,7 +130,7 @@ FAIRNESS = (Server("asgi_chat", "asgi_chat, default limits", _uvicorn("asgi_chat
 JOINSTORM = ROOMS
 
 # `--before DIR`: these scenarios also run asgi_chat from another checkout, side by side.
-BEFORE_SCENARIOS = ("rooms", "joinstorm", "fairness")
+BEFORE_SCENARIOS = ("rooms", "joinstorm", "fairness", "identity")
 
 
 def before_name(name: str) -> str:

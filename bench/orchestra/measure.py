@@ -65,6 +65,8 @@ def run_one(server: Server, case: Case, deflate: bool, rep: int, sizes: Sizes) -
         record["ok"] = "error" not in record["client"]
         if not record["ok"]:
             record["error"] = record["client"]["error"]
+        elif case.scenario == "identity" and (problem := not_ready(record["client"])):
+            record["ok"], record["error"] = False, problem
     except (ServerDied, ClientTimeout, OSError, KeyError, ValueError) as exc:
         record["error"] = f"{type(exc).__name__}: {exc}"
     finally:
@@ -76,6 +78,21 @@ def run_one(server: Server, case: Case, deflate: bool, rep: int, sizes: Sizes) -
             redis.stop()  # after the server: its workers never see Redis go away
         record["elapsed_s"] = time.monotonic() - began
     return record
+
+
+def not_ready(client: dict[str, Any]) -> str | None:
+    """Why an idle run of `--proto v1` is not what it claims (some connections never got their
+    welcome or joined: a refused token, say), or None."""
+    if client.get("mode") != "idle" or "stop_at" not in client or not client.get("until_joined"):
+        return None
+    want = int(client["connections"])
+    ready = int(client["welcomed"] if client["stop_at"] == "welcome" else client["joined"])
+    if ready >= want:
+        return None
+    return (
+        f"{ready} of {want} clients got their {client['stop_at']} ({client.get('unauthorized')} unauthorized, "
+        f"{client.get('failed')} failed, close codes {client.get('close_codes')})"
+    )
 
 
 DEFAULT_PRESENCE_WINDOW = 0.25  # the join storm's bound, for a server without a presence window
@@ -215,6 +232,10 @@ def measure_idle(proc: ServerProcess, args: list[str], case: Case, sizes: Sizes,
     warm_args = list(args)
     n_index = warm_args.index("--connections") + 1
     warm_args[n_index] = str(sizes.idle_warmup)
+    hellos: list[str] = []
+    if "--hello-file" in args:  # the warm-up's clients say the file's first hellos, the measured ones the next
+        warm_args += ["--hello-from", "0"]
+        hellos = ["--hello-from", str(sizes.idle_warmup)]
     warm = LoadClient([*warm_args, "--id-base", "1", "--deadline", "60"], LOGS / f"{tag}.warmup.log", case.client_cpus)
     try:
         deadline = time.monotonic() + 90
@@ -225,7 +246,9 @@ def measure_idle(proc: ServerProcess, args: list[str], case: Case, sizes: Sizes,
     out["settle_before_s"] = settle(proc.pid)
     rss_before = proc_status_kib(proc.pid, "VmRSS")
     client = LoadClient(
-        [*args, "--id-base", "100000", "--deadline", str(case.deadline)], LOGS / f"{tag}.client.log", case.client_cpus
+        [*args, *hellos, "--id-base", "100000", "--deadline", str(case.deadline)],
+        LOGS / f"{tag}.client.log",
+        case.client_cpus,
     )
     try:
         out["client"], marks = follow(client, proc, case.deadline + 30)

@@ -16,6 +16,7 @@ from typing import Any
 from .config import CLIENT_CPU, END_MARK, RESULTS_PAGE, SERVER_CPU, START_MARK, UVICORN_OPTIONS
 from .figures import _mib, fmt
 from .issue18 import fairness_section, joinstorm_section
+from .issue19 import identity_section
 from .scaleout import scaleout_section, split_text
 from .scenarios import FULL, SCENARIOS, Case, Sizes, cases
 from .sections import rooms_section, roomscale_section
@@ -80,7 +81,7 @@ def checkout_lines(meta: dict[str, Any]) -> list[str]:
     if meta.get("before"):
         line += (
             f"; `--before {meta['before']}` at {meta.get('before_commit')}, measured side by side as "
-            "`asgi_chat_before` (labelled before) in the rooms, join storm and fairness sections"
+            "`asgi_chat_before` (labelled before) in the rooms, join storm, fairness and identity sections"
         )
     return ["", line + "."]
 
@@ -117,7 +118,11 @@ def report(
     roomscale = roomscale_section(records, sizes)
     if roomscale:
         lines += ["", *roomscale]
-    for section in (joinstorm_section(records, sizes), fairness_section(records, sizes)):
+    for section in (
+        joinstorm_section(records, sizes),
+        fairness_section(records, sizes),
+        identity_section(records, sizes),
+    ):
         if section:
             lines += ["", *section]
     lines += [
@@ -187,6 +192,8 @@ def summary_line(record: dict[str, Any]) -> str:
         text = f"{fmt(record.get('mem_per_conn_kib'), '{:.1f}')} KiB/conn, {c['connections_per_s']:,.0f} conn/s"
         if record["scenario"] == "joinstorm":
             text += f", {record.get('status', {}).get('presence_frames', 0):,} presence frames"
+        if record["scenario"] == "identity":
+            text += f", {c.get('welcomed', 0):,} welcomed, {c.get('joined', 0):,} joined"
         return f"{text} ({cpu})"
     return (
         f"{c['roundtrips_per_s']:,.0f} round trips/s, "
@@ -219,7 +226,7 @@ def report_saved(path: Path, write: bool) -> int:
     fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["sizes"].items() if k in known}
     sizes = dataclasses.replace(FULL, **fields)
     only = [name for name in SCENARIOS if any(r["scenario"] == name for r in records)]
-    framed = ("scaleout", "rooms", "roomscale", "joinstorm", "fairness")
+    framed = ("scaleout", "rooms", "roomscale", "joinstorm", "fairness", "identity")
     deflates = sorted({bool(r["deflate"]) for r in records if r["scenario"] not in framed} or {False})
     all_cases = cases(sizes, only)
     section = report(meta, records, all_cases, evaluate_targets(records, sizes, deflates), deflates, sizes)

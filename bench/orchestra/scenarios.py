@@ -46,6 +46,10 @@ class Sizes:
     joinstorm_clients: int = 1000
     joinstorm_concurrency: int = 50  # connections in flight: until joined (room), until accepted (chat)
     quiet_wait: float = 20.0  # seconds each run may wait for the machine's other work to pause first
+    # The identity scenario (issue 19): hellos as guests and with HS256 and RS256 tokens, and a room's fan-out.
+    identity_clients: int = 2000  # clients that say hello (each until its welcome), per run
+    identity_join_clients: int = 1000  # clients that say hello and join one room (each until its joined)
+    identity_concurrency: int = 50  # connections in flight
 
 
 FULL = Sizes(
@@ -81,9 +85,13 @@ QUICK = dataclasses.replace(
     fair_members=200,
     fair_fill_lines=300,
     joinstorm_clients=300,
+    identity_clients=1000,
+    identity_join_clients=300,
 )
 
-SCENARIOS = ("fanout", "stalled", "idle", "echo", "rooms", "scaleout", "roomscale", "joinstorm", "fairness")
+SCENARIOS = (
+    "fanout", "stalled", "idle", "echo", "rooms", "scaleout", "roomscale", "joinstorm", "fairness", "identity",
+)  # fmt: skip
 # The fairness scenario's runs, one attack each (bench/abuse.py's kinds), and the run without one.
 ATTACKS = ("baseline", "history", "history-noread", "resume", "presence", "malformed", "sayflood")
 
@@ -116,6 +124,7 @@ def cases(sizes: Sizes, only: Sequence[str]) -> list[Case]:
         ("scaleout", _scaleout_cases),
         ("joinstorm", _joinstorm_cases),
         ("fairness", _fairness_cases),
+        ("identity", _identity_cases),
     )
     return [case for name, build in builders if name in only for case in build(sizes, common)]
 
@@ -326,6 +335,48 @@ def _fairness_cases(sizes: Sizes, common: tuple[str, ...]) -> list[Case]:
     return result
 
 
+def _identity_cases(sizes: Sizes, common: tuple[str, ...]) -> list[Case]:
+    """Issue 19: hellos/s as guests and with tokens (to the welcome; to a room's joined), and a room's
+    fan-out with the identity fields in every msg (against --before's checkout)."""
+    n, joiners, k, m = (
+        sizes.identity_clients,
+        sizes.identity_join_clients,
+        sizes.identity_concurrency,
+        sizes.rooms_members,
+    )
+    flight = ("--concurrency", str(k), "--until-joined", "1")
+    return [
+        Case(
+            f"identity-hello-{n}",
+            "identity",
+            f"{n} clients say hello, {k} in flight, each until its welcome: guests, HS256 and RS256 tokens",
+            ("--mode", "idle", "--connections", str(n), *flight, "--stop-at", "welcome"),
+            120,
+            kind="idle",
+        ),
+        Case(
+            f"identity-join-{joiners}",
+            "identity",
+            f"{joiners} clients say hello and join one room, {k} in flight, each until its joined",
+            ("--mode", "idle", "--connections", str(joiners), *flight, "--room", "identity"),
+            180,
+            kind="idle",
+        ),
+        Case(
+            f"identity-fanout-{m}",
+            "identity",
+            f"One room of {m} members (guests), one sender, {sizes.fanout_size} B lines, window {sizes.window}: "
+            "msg frames with uid and guest",
+            (
+                "--mode", "fanout", "--receivers", str(m), "--duration", str(sizes.fanout_seconds),
+                "--size", str(sizes.fanout_size), "--room", "bench", *common,
+            ),
+            sizes.fanout_seconds + 150,
+            kind="fanout",
+        ),
+    ]  # fmt: skip
+
+
 def rounds(case: Case, sizes: Sizes) -> int:
     """Runs of each server per repetition: 1, or sizes.scaleout_pairs for scale-out's A and B."""
     return sizes.scaleout_pairs if case.measure == "scaleout" else 1
@@ -334,8 +385,8 @@ def rounds(case: Case, sizes: Sizes) -> int:
 def case_deflates(case: Case, deflates: Sequence[bool]) -> list[bool]:
     """Scale-out and rooms run without deflate (the question is the broker, the room), unless only
     `--deflate on` was asked."""
-    if case.scenario in ("joinstorm", "fairness"):
-        return [False]  # what they measure is the room protocol's work; their Python clients offer none
+    if case.scenario in ("joinstorm", "fairness", "identity"):
+        return [False]  # what they measure is the room protocol's work (and the fairness clients offer none)
     if case.scenario in ("scaleout", "rooms", "roomscale") and False in deflates:
         return [False]
     return list(deflates)

@@ -41,9 +41,11 @@ def evaluate_targets(records: Sequence[dict[str, Any]], sizes: Sizes, deflates: 
     targets += roomscale_targets(records)
     targets += scaleout_targets(records)
     from .issue18 import fairness_targets, joinstorm_targets  # they build on Target, defined here
+    from .issue19 import identity_targets
 
     targets += joinstorm_targets(records)
     targets += fairness_targets(records, sizes)
+    targets += identity_targets(records)
     return targets
 
 

@@ -6,12 +6,13 @@ import json
 
 import pytest
 
-from asgi_chat import ChatApp
+from asgi_chat import ChatApp, create_app
 from asgi_chat.asgi.app import HttpRequest
 from asgi_chat.asgi.responses import Response, text
 from asgi_chat.asgi.routing import Route
 from asgi_chat.composition import HTTP_ROUTES
 from asgi_chat.context import Context
+from asgi_chat.ops.settings import Settings
 from tests.helpers import WebSocketClient, http_get
 
 PAGES = {
@@ -52,7 +53,7 @@ async def test_head_has_the_headers_of_get_and_no_body(app: ChatApp) -> None:
     assert int(head_headers[b"content-length"]) == len(body)
 
 
-@pytest.mark.parametrize("path", ["/", "/echo", "/items", "/healthz", "/metrics", "/static/style.css"])
+@pytest.mark.parametrize("path", ["/", "/echo", "/items", "/chat/config", "/healthz", "/metrics", "/static/style.css"])
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
 async def test_other_methods_on_known_paths_get_405_with_allow(app: ChatApp, path: str, method: str) -> None:
     status, headers, body = await http_get(app, path, method)
@@ -86,6 +87,33 @@ async def test_assets_have_their_content_type_and_revalidate_by_etag(
     assert (status, body, headers[b"etag"]) == (304, b"", etag)
     status, _, _ = await http_get(app, f"/static/{name}", headers=[(b"if-none-match", b'"other"')])
     assert status == 200
+
+
+async def test_chat_config_says_guests_and_no_token_url_by_default(app: ChatApp) -> None:
+    """What the /chat page reads before it signs anyone in: a fresh answer each time (no-store),
+    under the same security headers as every response."""
+    status, headers, body = await http_get(app, "/chat/config")
+    assert (status, headers[b"content-type"]) == (200, b"application/json")
+    assert json.loads(body) == {"token_url": None, "guests": True}
+    assert headers[b"cache-control"] == b"no-store"
+    assert b"default-src 'none'" in headers[b"content-security-policy"]
+    assert headers[b"x-content-type-options"] == b"nosniff"
+    head_status, head_headers, head_body = await http_get(app, "/chat/config", "HEAD")
+    assert (head_status, head_body, head_headers[b"content-length"]) == (200, b"", str(len(body)).encode())
+
+
+@pytest.mark.parametrize(
+    ("token_url", "guests"),
+    [("/auth/chat-token", False), ("https://accounts.example/chat-token", True)],
+)
+async def test_chat_config_says_where_the_page_gets_a_token(token_url: str, guests: bool) -> None:
+    # ASGI_CHAT_TOKEN_URL and ASGI_CHAT_GUESTS, as given; never a key or a secret.
+    secret = "an operator secret of forty bytes, or so"
+    app = create_app(Settings(token_url=token_url, guests=guests, jwt_secret=secret))
+    status, _, body = await http_get(app, "/chat/config")
+    assert status == 200
+    assert json.loads(body) == {"token_url": token_url, "guests": guests}
+    assert secret.encode() not in body
 
 
 async def test_healthz_counts_accepted_websockets_still_open(app: ChatApp) -> None:

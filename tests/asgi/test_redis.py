@@ -29,6 +29,9 @@ from tests.redis_support import RedisServer, running_redis
 FAST = Timing(timeout=0.5, idle_ping=0.1, backoff_first=0.05, backoff_cap=0.2)
 CHANNEL = "chat"
 
+# Guests are on by default, and processes sharing rooms through Redis must sign their tokens alike.
+SHARED_SECRET = "one secret for every app of the test deployment"
+
 
 @asynccontextmanager
 async def opened(url: str) -> AsyncIterator[RedisBroker]:
@@ -304,7 +307,7 @@ async def started(settings: Settings) -> AsyncIterator[ChatApp]:
 
 @pytest.mark.redis
 async def test_two_apps_share_one_chat(redis_server: RedisServer) -> None:
-    settings = Settings(state_url=redis_server.url)
+    settings = Settings(secret=SHARED_SECRET, state_url=redis_server.url)
     async with started(settings) as app_a, started(settings) as app_b:
         one, two = WebSocketClient(app_a, "/ws/1"), WebSocketClient(app_b, "/ws/2")
         await one.accept()
@@ -337,8 +340,10 @@ class StuckClient:
 @pytest.mark.redis
 async def test_messages_from_redis_meet_the_slow_consumer_policy(redis_server: RedisServer) -> None:
     async with (
-        started(Settings(state_url=redis_server.url, outbox_max_messages=2, send_timeout=0)) as app_a,
-        started(Settings(state_url=redis_server.url)) as app_b,
+        started(
+            Settings(secret=SHARED_SECRET, state_url=redis_server.url, outbox_max_messages=2, send_timeout=0)
+        ) as app_a,
+        started(Settings(secret=SHARED_SECRET, state_url=redis_server.url)) as app_b,
     ):
         stuck = StuckClient(app_a, 1)
         await wait_until(lambda: len(app_a.ctx.hub.members) == 1)

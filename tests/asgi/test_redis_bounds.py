@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 
 from asgi_chat import Settings
 from asgi_chat.engine.link_policy import Timing
+from asgi_chat.engine.people import Person
 from asgi_chat.engine.redis_link import RedisLink
 from asgi_chat.engine.replay import Stored
 from asgi_chat.engine.stores import RoomLimit
@@ -29,6 +30,7 @@ from tests.asgi.test_rooms_redis import member, started
 from tests.helpers import wait_until
 from tests.redis_support import RedisServer
 from tests.rooms_support import RoomsClient
+from tests.store_support import Unmoderated
 
 pytestmark = pytest.mark.redis
 
@@ -37,7 +39,15 @@ KEYS = "asgi_chat:db0:"
 LINE = "x" * 50  # every line the same length, so every message counts the same
 
 
-class Listener:
+def person(name: str) -> Person:
+    """``name``'s person, of uid ``u:<name>``: every body of theirs the same length."""
+    return Person(f"u:{name}", name)
+
+
+ADA = person("ada")
+
+
+class Listener(Unmoderated):
     """What a store tells the rooms engine: here only the messages matter."""
 
     def __init__(self) -> None:
@@ -46,7 +56,7 @@ class Listener:
     def message(self, room: str, stored: Stored) -> None:
         self.messages.append((room, stored))
 
-    def presence(self, room: str, user: str, event: str) -> None:
+    def presence(self, room: str, person: Person, event: str) -> None:
         pass
 
     def gap(self, room: str, first: int, last: int, reason: str) -> None:
@@ -73,13 +83,13 @@ async def deployment(url: str, **settings: Any) -> AsyncIterator[tuple[RedisStor
         yield a, b, admin
 
 
-async def joined(store: RedisStore, room: str, user: str = "ada") -> None:
+async def joined(store: RedisStore, room: str, user: Person = ADA) -> None:
     """Enter and read the window, as a join does (the feed here starts from it)."""
     await store.enter(room, user)
     await store.window(room, 0, 0)
 
 
-async def say(store: RedisStore, room: str, count: int, user: str = "ada") -> list[int]:
+async def say(store: RedisStore, room: str, count: int, user: Person = ADA) -> list[int]:
     return [(await store.append(room, user, LINE, None))[0] for _ in range(count)]
 
 
@@ -90,8 +100,9 @@ def bound(store: RedisStore, name: str) -> tuple[int, int, bool]:
 
 
 def size() -> int:
-    """What one of LINE's messages counts against the budget: its body's bytes and OVERHEAD."""
-    return len(f'[{now_ms()},"ada","{LINE}",null]') + OVERHEAD
+    """What one of LINE's messages by ada counts against the budget: its body's bytes (its fields:
+    ts, name, text, say id, uid, guest) and OVERHEAD."""
+    return len(f'[{now_ms()},"ada","{LINE}",null,"u:ada",false]') + OVERHEAD
 
 
 async def offsets(admin: Redis, room: str) -> list[int]:
@@ -129,16 +140,16 @@ async def test_past_the_cap_with_every_room_occupied_a_new_room_is_refused_on_ev
         await joined(b, "three")
         for store in (a, b):
             with pytest.raises(RoomLimit):
-                await store.enter("four", "bob")
+                await store.enter("four", person("bob"))
         assert bound(b, "rooms") == (3, 3, True)
         assert await room_keys(admin, "four") == []  # a refused room leaves nothing behind
-        assert await b.enter("one", "bob") == ["ada", "bob"]  # rooms held may still be entered
+        assert await b.enter("one", person("bob")) == [ADA, person("bob")]  # rooms held may still be entered
 
-        await a.exit("three", "ada")  # not a's: nothing changes
-        await b.exit("three", "ada")  # empty, with no history: forgotten at once
+        await a.exit("three", person("ada"))  # not a's: nothing changes
+        await b.exit("three", person("ada"))  # empty, with no history: forgotten at once
         assert bound(b, "rooms") == (2, 3, False)
         assert await room_keys(admin, "three") == []
-        assert await a.enter("four", "bob") == ["bob"]
+        assert await a.enter("four", person("bob")) == [person("bob")]
 
 
 async def test_a_join_refused_by_the_deployments_cap_is_answered_too_many_rooms(redis_server: RedisServer) -> None:
@@ -158,8 +169,8 @@ async def test_join_and_leave_churn_of_new_room_names_holds_no_slot_and_leaves_n
     async with deployment(redis_server.url, max_rooms=50) as (a, b, admin):
         for n in range(200):
             store = (a, b)[n % 2]
-            await joined(store, f"churn-{n}", "eve")
-            await store.exit(f"churn-{n}", "eve")
+            await joined(store, f"churn-{n}", person("eve"))
+            await store.exit(f"churn-{n}", person("eve"))
         assert await room_keys(admin, "churn-*") == []
         assert await admin.zcard(f"{KEYS}rooms") == 0
         assert bound(a, "rooms") == (0, 50, False)
@@ -174,13 +185,13 @@ async def test_at_the_cap_the_room_empty_longest_gives_way_with_its_keys_and_his
         # equal scores by name.
         for room in ("a-old", "b-mid", "c-busy"):
             await joined(a, room)
-            assert await a.append(room, "ada", f"in {room}", "k") == (1, True)
+            assert await a.append(room, person("ada"), f"in {room}", "k") == (1, True)
         epoch = (await a.window("a-old", 0, 0)).epoch
-        await a.exit("a-old", "ada")  # empty first
-        await a.exit("b-mid", "ada")
+        await a.exit("a-old", person("ada"))  # empty first
+        await a.exit("b-mid", person("ada"))
         assert bound(a, "rooms") == (3, 3, True)
 
-        await joined(b, "new", "bob")  # b never served a-old: it learns which room gives way
+        await joined(b, "new", person("bob"))  # b never served a-old: it learns which room gives way
         assert bound(b, "rooms") == (3, 3, True)
         assert await room_keys(admin, "a-old") == []
         assert await offsets(admin, "b-mid") == [1]  # the room empty since later stays
@@ -192,7 +203,7 @@ async def test_at_the_cap_the_room_empty_longest_gives_way_with_its_keys_and_his
         window = await a.window("a-old", 0, 10)
         assert window.epoch != epoch  # another history: a resume from the old one is a reset
         assert (window.top, window.newest) == (0, ())
-        assert await a.append("a-old", "ada", "in a-old", "k") == (1, True)  # the old say id is void
+        assert await a.append("a-old", person("ada"), "in a-old", "k") == (1, True)  # the old say id is void
 
 
 # --- history bytes ----------------------------------------------------------------------------------
@@ -204,9 +215,9 @@ async def test_past_the_budget_the_oldest_messages_go_first_whichever_room_and_p
     budget = 10 * size() + size() // 2  # ten messages fit
     async with deployment(redis_server.url, history_max_bytes=budget) as (a, b, admin):
         await joined(a, "early")
-        await joined(b, "late", "bob")
+        await joined(b, "late", person("bob"))
         assert await say(a, "early", 6) == [1, 2, 3, 4, 5, 6]
-        assert await say(b, "late", 6, "bob") == [1, 2, 3, 4, 5, 6]  # b trims a room it does not serve
+        assert await say(b, "late", 6, person("bob")) == [1, 2, 3, 4, 5, 6]  # b trims a room it does not serve
         assert await offsets(admin, "early") == [3, 4, 5, 6]
         assert await offsets(admin, "late") == [1, 2, 3, 4, 5, 6]
         window = await a.window("early", 0, 10)
@@ -226,10 +237,10 @@ async def test_an_idle_room_whose_history_the_budget_took_is_forgotten(redis_ser
     async with deployment(redis_server.url, history_max_bytes=5 * size(), max_rooms=10) as (a, b, admin):
         await joined(a, "quiet")
         await say(a, "quiet", 1)
-        await a.exit("quiet", "ada")
-        await joined(b, "loud", "bob")
+        await a.exit("quiet", person("ada"))
+        await joined(b, "loud", person("bob"))
         assert bound(b, "rooms") == (2, 10, False)
-        await say(b, "loud", 6, "bob")
+        await say(b, "loud", 6, person("bob"))
         assert bound(b, "rooms") == (1, 10, False)
         assert await room_keys(admin, "quiet") == []
 
@@ -276,7 +287,7 @@ async def test_what_redis_holds_for_the_rooms_stays_within_the_history_budget(re
         for room in ("a", "b", "c", "d"):
             await joined(store, room)
         for n in range(3000):  # about 1.6 MB of bodies, three times the budget
-            await store.append("abcd"[n % 4], "ada", text, None)
+            await store.append("abcd"[n % 4], person("ada"), text, None)
         assert await counted(admin) <= budget
         used = [await admin.memory_usage(key, samples=0) or 0 async for key in admin.scan_iter(f"{KEYS}*")]
         assert sum(used) < budget * 1.25, used  # OVERHEAD counts about what Redis spends per message
@@ -288,11 +299,11 @@ async def test_what_redis_holds_for_the_rooms_stays_within_the_history_budget(re
 async def test_past_dedup_max_the_oldest_say_ids_are_forgotten_first(redis_server: RedisServer) -> None:
     async with deployment(redis_server.url, dedup_max=3, dedup_seconds=600) as (a, b, admin):
         await joined(a, "room")
-        await joined(b, "room", "bob")
+        await joined(b, "room", person("bob"))
         for n in range(5):
-            assert await a.append("room", "ada", "hi", f"k{n}") == (n + 1, True)
-        assert await b.append("room", "ada", "hi", "k4") == (5, False)  # remembered, across processes
-        assert await b.append("room", "ada", "hi", "k0") == (6, True)  # the oldest, forgotten
+            assert await a.append("room", person("ada"), "hi", f"k{n}") == (n + 1, True)
+        assert await b.append("room", person("ada"), "hi", "k4") == (5, False)  # remembered, across processes
+        assert await b.append("room", person("ada"), "hi", "k0") == (6, True)  # the oldest, forgotten
         assert (await admin.hlen(f"{KEYS}says"), await admin.zcard(f"{KEYS}says:expiry")) == (3, 3)
         assert bound(a, "say_ids") == (3, 3, True)
         assert bound(b, "say_ids") == (3, 3, True)
@@ -307,8 +318,8 @@ async def test_the_presence_task_forgets_idle_rooms_and_counts_expired_say_ids_o
     settings = {"presence_timeout": 0.3, "room_idle_seconds": 0.3, "dedup_seconds": 0.3}
     async with opened(redis_server.url, **settings) as store, Redis.from_url(redis_server.url) as admin:
         await joined(store, "room")
-        await store.append("room", "ada", "hi", "k")
-        await store.exit("room", "ada")  # empty, with history: held until idle long enough
+        await store.append("room", person("ada"), "hi", "k")
+        await store.exit("room", person("ada"))  # empty, with history: held until idle long enough
         assert [bound(store, name)[0] for name in ("rooms", "say_ids")] == [1, 1]
         await wait_until(lambda: [b.used for b in store.bounds()] == [0, 0, 0])  # no say, no call
         assert await room_keys(admin, "room") == []
@@ -322,9 +333,9 @@ async def test_every_key_has_an_expiry_from_the_moment_it_exists(redis_server: R
     # Issue 18, item 7: a users hash made without one kept a killed process's member for ever.
     async with opened(redis_server.url, dedup_seconds=600) as store, Redis.from_url(redis_server.url) as admin:
         await joined(store, "room")  # long before the presence task's first refresh
-        await store.append("room", "ada", "first", "k")  # the stream is made by this say
+        await store.append("room", person("ada"), "first", "k")  # the stream is made by this say
         keys = [key async for key in admin.scan_iter(f"{KEYS}*")]
-        for name in ("meta", "stream", "here", "users"):
+        for name in ("meta", "stream", "here", "users", "people"):
             assert f"{KEYS}room:room:{name}".encode() in keys
         ttls = {key: await admin.pttl(key) for key in keys}
         assert all(ttl > 0 for ttl in ttls.values()), ttls

@@ -25,12 +25,14 @@ from asgi_chat.engine.redis_link import RedisLink
 from asgi_chat.engine.stores.redis import RedisStore
 from tests.helpers import TIMEOUT, WebSocketClient, wait_until
 from tests.redis_support import RedisServer
-from tests.rooms_support import RoomsClient
+from tests.rooms_support import RoomsClient, greeted, presence_of
 
 pytestmark = pytest.mark.redis
 
 ROOM = "lobby"
 FAST = Timing(timeout=0.5, idle_ping=0.1, backoff_first=0.05, backoff_cap=0.2)  # as in test_redis.py
+# With guests on, processes that share rooms share the secret that signs guest tokens.
+SECRET = "one secret for every process of the test deployment"
 
 
 @asynccontextmanager
@@ -46,7 +48,7 @@ async def started(settings: Settings) -> AsyncIterator[ChatApp]:
 def fast_app(url: str) -> ChatApp:
     """An app as create_app builds it for ``url`` (one link for the broker and the store), quick to
     notice outages."""
-    settings = Settings(state_url=url, rate_per_second=0)
+    settings = Settings(state_url=url, rate_per_second=0, secret=SECRET)
     link = RedisLink(url, FAST)
     return create_app(settings, broker=RedisBroker(link), store=RedisStore(link, settings))
 
@@ -82,7 +84,7 @@ async def chat_and_room(app: ChatApp, client_id: int, user: str) -> tuple[WebSoc
 
 
 async def test_a_process_opens_one_pubsub_connection_for_the_chat_and_the_rooms(redis_server: RedisServer) -> None:
-    settings = Settings(state_url=redis_server.url, rate_per_second=0)
+    settings = Settings(state_url=redis_server.url, rate_per_second=0, secret=SECRET)
     async with Redis.from_url(redis_server.url) as admin:
         async with started(settings) as a, started(settings) as b:
             for app in (a, b):
@@ -95,9 +97,10 @@ async def test_a_process_opens_one_pubsub_connection_for_the_chat_and_the_rooms(
             await clients[0][1].until("ack")  # commands ran: the pool has its connection(s)
             listed = await ours(admin)
             listeners = pubsub(listed)
-            # One pub/sub connection per process, following its own channel, the chat's and the room's.
+            # One pub/sub connection per process, following its own channel, the chat's, the room's
+            # and the rooms' control channel (a moderator's disconnect, for every process).
             assert len(listeners) == 2, listed
-            assert [int(client["sub"]) for client in listeners] == [3, 3], listeners
+            assert [int(client["sub"]) for client in listeners] == [4, 4], listeners
             assert len(listed) > len(listeners)  # and the command connections beside them
             for chatter, member in clients:
                 await chatter.disconnect()
@@ -141,7 +144,7 @@ async def test_an_outage_is_noticed_and_logged_once_per_process_for_both(
         (chatter_a, member_a), (chatter_b, member_b) = [
             await chat_and_room(app, n, f"user-{n}") for n, app in enumerate((a, b), 1)
         ]
-        assert (await member_a.expect("presence"))["join"] == [{"user": "user-2"}]
+        assert await member_a.expect("presence") == presence_of(ROOM, join=("user-2",))
         redis_server.kill()
         parts = [(app.ctx.hub.broker, app.ctx.rooms.store) for app in (a, b)]
         await wait_until(lambda: not any(part.healthy for pair in parts for part in pair))
@@ -168,39 +171,52 @@ async def test_an_outage_is_noticed_and_logged_once_per_process_for_both(
 # --- what a room keeps in Redis ----------------------------------------------------------------
 
 
-async def test_a_message_is_kept_as_its_fields_and_an_older_versions_frames_are_still_read(
+async def test_a_message_is_kept_as_its_fields_and_older_versions_messages_are_still_read(
     redis_server: RedisServer,
 ) -> None:
     app = fast_app(redis_server.url)
     await app.startup()
     async with Redis.from_url(redis_server.url) as admin:
         try:
-            ada = await RoomsClient(app).open("ada")
+            ada, who = await greeted(app, "ada")
             epoch = (await ada.join(ROOM))["epoch"]
             await ada.say(ROOM, 'hello, "world"', id="k")
             msg = await ada.expect("msg")
             await ada.expect("ack")
+            assert (msg["uid"], msg["guest"]) == (who["uid"], who["guest"])
             prefix = f"asgi_chat:db0:room:{ROOM}"
             entries: Any = await admin.xrange(f"{prefix}:stream")
             [(entry_id, fields)] = entries
             # The fields, no frame: no room, no offset to splice in (the entry id is the offset).
             assert (entry_id, list(fields)) == (b"1-0", [b"d"])
-            assert json.loads(fields[b"d"]) == [msg["ts"], "ada", 'hello, "world"', "k"]
+            body = [msg["ts"], "ada", 'hello, "world"', "k", who["uid"], who["guest"]]
+            assert json.loads(fields[b"d"]) == body
 
-            # A process of the older version appends offset 2 as it did: the frame itself, in field f.
-            old = f'{{"type":"msg","room":"{ROOM}","offset":2,"ts":1,"user":"bob","text":"from before"}}'
+            # The version before people appends offset 2 as it did: four fields, its user's name
+            # standing for the uid. Read as said by the uid "cy", not a guest, live and replayed.
+            four = '[2,"cy","before people",null]'
             assert await admin.hincrby(f"{prefix}:meta", "top", 1) == 2
-            await admin.xadd(f"{prefix}:stream", {"f": old}, id="2-0")
-            await admin.publish(prefix, f"m {epoch} 2 {old}")
-            assert await ada.frame() == json.loads(old)  # live, through the channel
+            await admin.xadd(f"{prefix}:stream", {"d": four}, id="2-0")
+            await admin.publish(prefix, f"d {epoch} 2 {four}")
+            by_cy = {"type": "msg", "room": ROOM, "offset": 2, "ts": 2, "user": "cy", "uid": "cy", "guest": False}
+            assert await ada.frame() == {**by_cy, "text": "before people"}  # live, through the channel
+
+            # An older version appends offset 3 as it did: the frame itself, in field f. Read with
+            # the uid and guest flag every msg carries now, its user's name as uid.
+            old = f'{{"type":"msg","room":"{ROOM}","offset":3,"ts":1,"user":"bob","text":"from before"}}'
+            older = {**json.loads(old), "uid": "bob", "guest": False}
+            assert await admin.hincrby(f"{prefix}:meta", "top", 1) == 3
+            await admin.xadd(f"{prefix}:stream", {"f": old}, id="3-0")
+            await admin.publish(prefix, f"m {epoch} 3 {old}")
+            assert await ada.frame() == older  # live, through the channel
 
             late = await RoomsClient(app).open("late")
-            await late.join(ROOM, history=10)  # the window reads both kinds of entry
-            assert [frame["text"] for frame in await late.frames(2)] == ['hello, "world"', "from before"]
-            await late.request("history", room=ROOM, before=3, limit=10)  # and so does a page of history
+            await late.join(ROOM, history=10)  # the window reads every kind of entry
+            replayed = await late.frames(3)
+            assert replayed == [msg, {**by_cy, "text": "before people"}, older]
+            await late.request("history", room=ROOM, before=4, limit=10)  # and so does a page of history
             page = await late.expect("history")
-            assert [frame["text"] for frame in page["messages"]] == ['hello, "world"', "from before"]
-            assert page["messages"][0] == msg
+            assert page["messages"] == replayed
             for client in (ada, late):
                 await client.disconnect()
         finally:

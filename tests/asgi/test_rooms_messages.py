@@ -11,26 +11,30 @@ import time
 import pytest
 
 from tests.asgi.rooms_helpers import ROOM, in_room, lines, next_is_live, offsets, rooms_app, say_lines
-from tests.rooms_support import Frame, RoomsClient, opened, presence_of
+from tests.rooms_support import Frame, RoomsClient, greeted, opened, presence_of, shown, tab_of
 
 # --- presence --------------------------------------------------------------------------------------
 
 
 async def test_presence_counts_users_not_connections() -> None:
     app = rooms_app()
-    zed, amy_1, amy_2 = await opened(app, "zed", "amy", "amy")
+    (zed,) = await opened(app, "zed")
+    amy_1, amy = await greeted(app, "amy")
+    amy_2 = await tab_of(app, amy)  # amy's second tab: her guest token, her uid
     first = await zed.join(ROOM)
     assert (first["offset"], first["presence"]) == (0, ["zed"])  # a new room: no message, the joiner present
     assert (await amy_1.join(ROOM))["presence"] == ["amy", "zed"]  # sorted, the joiner included
-    assert await zed.expect("presence") == presence_of(ROOM, join=("amy",))
-    assert (await amy_2.join(ROOM))["presence"] == ["amy", "zed"]  # amy's second tab is still one amy
+    assert await zed.expect("presence") == presence_of(ROOM, join=(amy,))
+    joined = await amy_2.join(ROOM)
+    assert (joined["presence"], joined["count"]) == (["amy", "zed"], 2)  # amy's second tab is still one amy
+    assert joined["members"][0] == shown(amy)
     await next_is_live(zed, amy_2, 1)  # so zed heard no second join: its next frame is this line
     assert offsets([await amy_1.frame()]) == [1]  # nor did amy's first tab hear of a join of its own
     await amy_1.disconnect(1001)  # one tab of two closed: amy is still here
     await next_is_live(zed, amy_2, 2)  # zed's next frame is this line, not a leave
     await next_is_live(amy_2, zed, 3)
     await amy_2.disconnect(1006)  # the last tab: amy has left
-    assert await zed.expect("presence") == presence_of(ROOM, leave=("amy",))
+    assert await zed.expect("presence") == presence_of(ROOM, leave=(amy,))
     bob = await RoomsClient(app).open("Bob")
     assert (await bob.join(ROOM))["presence"] == ["Bob", "zed"]
     await zed.expect("presence")
@@ -58,7 +62,11 @@ async def test_a_closed_connection_leaves_every_room_it_was_in() -> None:
 
 async def test_a_line_reaches_every_member_the_sender_included_and_no_one_else() -> None:
     app = rooms_app()
-    ada, bob, cy = await in_room(app, "ada", "bob", "cy")
+    ada, welcome = await greeted(app, "ada")
+    await ada.join(ROOM)
+    bob, cy = await in_room(app, "bob", "cy")
+    for _ in range(2):
+        await ada.expect("presence")
     (outsider,) = await in_room(app, "outsider", room="elsewhere")
     before = time.time_ns() // 1_000_000
     await ada.say(ROOM, "hello, room", id="s-1")
@@ -72,6 +80,8 @@ async def test_a_line_reaches_every_member_the_sender_included_and_no_one_else()
         "offset": 1,
         "ts": msg["ts"],
         "user": "ada",
+        "uid": welcome["uid"],  # who said it: the uid its welcome gave, and whether a guest
+        "guest": welcome["guest"],
         "text": "hello, room",
         "id": "s-1",
     }
@@ -81,7 +91,7 @@ async def test_a_line_reaches_every_member_the_sender_included_and_no_one_else()
     assert await cy.expect("msg") == msg
     await next_is_live(outsider, outsider, 1, room="elsewhere")  # its own room's offsets, nothing of lobby's
     await bob.say(ROOM, "no id")
-    assert set(await ada.expect("msg")) == {"type", "room", "offset", "ts", "user", "text"}
+    assert list(await ada.expect("msg")) == ["type", "room", "offset", "ts", "user", "uid", "guest", "text"]
 
 
 async def test_a_resent_say_id_is_acked_with_the_first_offset_and_not_published_again() -> None:
@@ -101,13 +111,15 @@ async def test_a_resent_say_id_is_acked_with_the_first_offset_and_not_published_
 async def test_a_client_that_lost_its_connection_before_the_ack_can_resend() -> None:
     app = rooms_app()
     (bob,) = await in_room(app, "bob")
-    (ada,) = await in_room(app, "ada")
+    ada, welcome = await greeted(app, "ada")
+    await ada.join(ROOM)
     await bob.expect("presence")
     await ada.say(ROOM, "did it arrive?", id="k")
     await ada.disconnect(1006)  # before reading the ack
     assert (await bob.expect("msg"))["text"] == "did it arrive?"
     assert await bob.expect("presence") == presence_of(ROOM, leave=("ada",))
-    (again,) = await in_room(app, "ada")  # the same user, a new connection
+    again = await tab_of(app, welcome)  # the same user (her guest token: her uid), a new connection
+    await again.join(ROOM)
     await bob.expect("presence")
     await again.say(ROOM, "did it arrive?", id="k")
     assert await again.expect("ack") == {"type": "ack", "room": ROOM, "offset": 1, "id": "k"}
@@ -207,3 +219,41 @@ async def test_a_live_only_join_replays_nothing() -> None:
     assert (await reader.join(ROOM))["offset"] == 5
     await writer.expect("presence")
     await next_is_live(reader, writer, 6)
+
+
+async def test_a_say_id_is_one_uids_a_namesake_using_it_says_a_line_of_its_own() -> None:
+    """Two people called ada (two uids): the second one's say with the first one's id is
+    published, not taken for the first one's (dedup is per uid: nobody pre-empts another's ids)."""
+    app = rooms_app()
+    first, ada = await greeted(app, "ada")
+    second, other_ada = await greeted(app, "ada")
+    assert other_ada["uid"] != ada["uid"]
+    await first.join(ROOM)
+    await second.join(ROOM)
+    assert await first.expect("presence") == presence_of(ROOM, join=(other_ada,))
+    await first.say(ROOM, "the first ada's line", id="k")
+    assert (await first.until("ack"))[1]["offset"] == 1
+    assert (await second.expect("msg"))["uid"] == ada["uid"]
+    await second.say(ROOM, "the other ada's line, the same id", id="k")
+    (echo,), ack = await second.until("ack")
+    assert (ack["offset"], echo["offset"], echo["uid"], echo["text"]) == (
+        2,
+        2,
+        other_ada["uid"],
+        "the other ada's line, the same id",
+    )
+    assert (await first.expect("msg"))["uid"] == other_ada["uid"]
+
+
+async def test_history_and_a_replay_say_who_said_each_line_name_uid_and_guest() -> None:
+    app = rooms_app()
+    writer, who = await greeted(app, "writer")
+    await writer.join(ROOM)
+    await writer.say(ROOM, "kept", id="k")
+    (echo,), _ = await writer.until("ack")
+    assert (echo["user"], echo["uid"], echo["guest"]) == ("writer", who["uid"], who["guest"])
+    (reader,) = await opened(app, "reader")
+    await reader.join(ROOM, history=5)
+    assert await reader.frame() == echo  # the replay: the frame as it was said
+    await reader.request("history", room=ROOM, before=2, limit=5)
+    assert (await reader.expect("history"))["messages"] == [echo]

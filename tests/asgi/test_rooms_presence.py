@@ -11,7 +11,7 @@ import asyncio
 import time
 
 from tests.asgi.rooms_helpers import ROOM, error_of, next_is_live, rooms_app
-from tests.rooms_support import Frame, RoomsClient, opened, presence_of
+from tests.rooms_support import Frame, RoomsClient, greeted, opened, presence_of, shown, tab_of
 
 
 class View:
@@ -89,7 +89,8 @@ async def test_a_join_without_presence_gets_a_count_and_no_presence_frames() -> 
     viewer, ada, bob = await opened(app, "viewer", "ada", "bob")
     await ada.join(ROOM)
     joined = await viewer.join(ROOM, presence=False)
-    assert "presence" not in joined
+    assert "presence" not in joined  # neither the names...
+    assert "members" not in joined  # ...nor the people
     assert joined["count"] == 2
     assert await ada.expect("presence") == presence_of(ROOM, join=("viewer",))  # the others see it
     await bob.join(ROOM)
@@ -101,7 +102,8 @@ async def test_a_join_without_presence_gets_a_count_and_no_presence_frames() -> 
 
 async def test_a_presence_request_answers_who_is_there_now() -> None:
     app = rooms_app()
-    ada, bob = await opened(app, "ada", "bob")
+    ada, ada_welcome = await greeted(app, "ada")
+    bob, bob_welcome = await greeted(app, "bob")
     error = await error_of(ada, kind="presence", room=ROOM, id="p0")
     assert (error["code"], error["id"]) == ("not_joined", "p0")
     await ada.join(ROOM, presence=False)
@@ -110,7 +112,44 @@ async def test_a_presence_request_answers_who_is_there_now() -> None:
     assert await ada.expect("members") == {
         "type": "members",
         "room": ROOM,
-        "members": [{"user": "ada"}, {"user": "bob"}],
+        "members": [shown(ada_welcome), shown(bob_welcome)],  # each as shown: uid, name, guest
         "count": 2,
         "id": "p1",
     }
+
+
+# --- presence is a person's: counted per uid ----------------------------------------------------
+
+
+async def test_two_people_of_one_name_are_two_presences_and_each_is_told_of_the_other() -> None:
+    app = rooms_app()
+    first, alice = await greeted(app, "Alice")
+    second, other_alice = await greeted(app, "Alice")  # no token: another guest, another uid
+    assert alice["uid"] != other_alice["uid"]
+    assert (await first.join(ROOM))["members"] == [shown(alice)]
+    joined = await second.join(ROOM)
+    assert (joined["presence"], joined["count"]) == (["Alice", "Alice"], 2)  # two presences
+    assert sorted(member["uid"] for member in joined["members"]) == sorted([alice["uid"], other_alice["uid"]])
+    assert await first.expect("presence") == presence_of(ROOM, join=(other_alice,))  # told: not its own uid
+    await second.request("presence", room=ROOM)
+    assert (await second.expect("members"))["count"] == 2
+    tab = await tab_of(app, alice)  # the first Alice's second tab: no news for anyone
+    assert (await tab.join(ROOM))["count"] == 2
+    await second.disconnect()
+    assert await first.expect("presence") == presence_of(ROOM, leave=(other_alice,))  # her leave is told too
+    assert await tab.expect("presence") == presence_of(ROOM, leave=(other_alice,))
+    await first.disconnect()  # one of two tabs of Alice's: she is still there
+    await next_is_live(tab, tab, 1)
+
+
+async def test_a_namesake_joining_in_a_window_is_news_to_a_member_of_that_name() -> None:
+    app = rooms_app(presence_interval=1.0)
+    watcher, ada = await greeted(app, "ada")
+    opener, first = await greeted(app, "opener")
+    await watcher.join(ROOM)
+    await opener.join(ROOM)
+    assert await watcher.expect("presence") == presence_of(ROOM, join=(first,))  # the window opens
+    namesake, other_ada = await greeted(app, "ada")
+    await namesake.join(ROOM)  # batched: at the window's end, with the watcher's own name in it
+    assert await watcher.expect("presence") == presence_of(ROOM, join=(other_ada,))
+    assert other_ada["uid"] != ada["uid"]

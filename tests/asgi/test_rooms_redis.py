@@ -26,19 +26,22 @@ from asgi_chat.engine.redis_link import RedisLink
 from asgi_chat.engine.stores.redis import RedisStore
 from tests.helpers import TIMEOUT, wait_until
 from tests.redis_support import RedisServer
-from tests.rooms_support import Frame, RoomsClient, presence_of
+from tests.rooms_support import Frame, RoomsClient, Who, greeted, presence_of, shown, tab_of
 
 pytestmark = pytest.mark.redis
 
 ROOM = "lobby"
 # Outages noticed and waited out in tenths of a second, as in tests/asgi/test_redis.py.
 FAST = Timing(timeout=0.5, idle_ping=0.1, backoff_first=0.05, backoff_cap=0.2)
+# Every process of a deployment signs guest tokens with one secret: a guest keeps its uid on any.
+SECRET = "one secret for every process of the test deployment"
 
 
 @asynccontextmanager
 async def started(url: str, **settings: Any) -> AsyncIterator[tuple[ChatApp, RedisStore]]:
     """An app whose rooms live in the Redis at ``url`` (its tutorial chat in memory), and its store."""
-    config = Settings(**{"rate_per_second": 0, "presence_interval": 0, **settings})  # a presence frame per change
+    # A presence frame per change; one secret for guest tokens, as every process of a deployment has.
+    config = Settings(**{"rate_per_second": 0, "presence_interval": 0, "secret": SECRET, **settings})
     store = RedisStore(RedisLink(url, FAST), config)
     app = create_app(config, store=store)
     await app.startup()
@@ -73,7 +76,7 @@ async def next_msg_is(client: RoomsClient, offset: int, text: str) -> None:
     assert (frame["type"], frame.get("offset"), frame.get("text")) == ("msg", offset, text), frame
 
 
-def presence(user: str, event: str) -> Frame:
+def presence(user: Who, event: str) -> Frame:
     return presence_of(ROOM, **{event: (user,)})
 
 
@@ -114,7 +117,7 @@ def delivered(frames: list[Frame], previous: int) -> list[int]:
 # --- one room, two processes -----------------------------------------------------------------------
 
 
-async def test_one_name_on_two_apps_is_one_presence_announced_once(redis_server: RedisServer) -> None:
+async def test_one_uid_on_two_apps_is_one_presence_announced_once(redis_server: RedisServer) -> None:
     async with started(redis_server.url) as (a, _), started(redis_server.url) as (b, _):
         talker, _ = await member(a, "talker")
         watcher_a, _ = await member(a, "watcher-a")
@@ -124,12 +127,16 @@ async def test_one_name_on_two_apps_is_one_presence_announced_once(redis_server:
         for watcher in watchers[:2]:
             assert await watcher.expect("presence") == presence("watcher-b", "join")
 
-        ada_a, joined = await member(a, "ada")
+        ada_a, ada = await greeted(a, "ada")
+        joined = await ada_a.join(ROOM)
         assert joined["presence"] == ["ada", "talker", "watcher-a", "watcher-b"]  # across both apps
         for watcher in watchers:
-            assert await watcher.expect("presence") == presence("ada", "join")
-        ada_b, joined = await member(b, "ada")  # ada's second tab, on the other process
+            assert await watcher.expect("presence") == presence(ada, "join")
+        ada_b = await tab_of(b, ada)  # ada's second tab (her guest token: her uid), on the other process
+        joined = await ada_b.join(ROOM)
         assert joined["presence"] == ["ada", "talker", "watcher-a", "watcher-b"]
+        assert shown(ada) in joined["members"]
+        assert joined["count"] == 4
         assert (await answer(talker, "one"))["offset"] == 1
         for watcher in (watcher_a, watcher_b, ada_a, ada_b):
             await next_msg_is(watcher, 1, "one")  # so no second join was announced, on either app
@@ -141,7 +148,7 @@ async def test_one_name_on_two_apps_is_one_presence_announced_once(redis_server:
 
         await ada_b.disconnect()  # the last one
         for watcher in (watcher_a, watcher_b):
-            assert await watcher.expect("presence") == presence("ada", "leave")
+            assert await watcher.expect("presence") == presence(ada, "leave")
         assert (await answer(talker, "three"))["offset"] == 3
         for watcher in (watcher_a, watcher_b):
             await next_msg_is(watcher, 3, "three")  # announced exactly once, by one process
@@ -155,8 +162,10 @@ async def test_a_say_id_resent_to_the_other_app_gets_the_first_offset_and_no_sec
     async with started(redis_server.url) as (a, _), started(redis_server.url) as (b, _):
         watcher_a, _ = await member(a, "watcher-a")
         watcher_b, _ = await member(b, "watcher-b")
-        ada_a, _ = await member(a, "ada")
-        ada_b, _ = await member(b, "ada")  # the tab that resends: its first connection went elsewhere
+        ada_a, ada = await greeted(a, "ada")
+        await ada_a.join(ROOM)
+        ada_b = await tab_of(b, ada)  # the tab that resends (her uid): its first connection went elsewhere
+        await ada_b.join(ROOM)
         assert await answer(ada_a, "did it arrive?", id="k") == {"type": "ack", "room": ROOM, "offset": 1, "id": "k"}
         assert await answer(ada_b, "did it arrive?", id="k") == {"type": "ack", "room": ROOM, "offset": 1, "id": "k"}
         assert (await answer(ada_b, "next", id="k2"))["offset"] == 2
@@ -165,6 +174,57 @@ async def test_a_say_id_resent_to_the_other_app_gets_the_first_offset_and_no_sec
             await next_msg_is(watcher, 2, "next")  # the resend published nothing
         bob_b, _ = await member(b, "bob")  # the id is ada's, not everyone's
         assert (await answer(bob_b, "did it arrive?", id="k"))["offset"] == 3
+        other_ada, _ = await member(b, "ada")  # nor another ada's: a namesake, another uid
+        assert (await answer(other_ada, "did it arrive?", id="k"))["offset"] == 4
+
+
+# --- people: presence and say ids per uid, across processes ---------------------------------------
+
+
+async def test_two_people_of_one_name_on_two_apps_are_two_presences_each_told_of_the_other(
+    redis_server: RedisServer,
+) -> None:
+    async with started(redis_server.url) as (a, _), started(redis_server.url) as (b, _):
+        alice_a, alice = await greeted(a, "Alice")
+        alice_b, other_alice = await greeted(b, "Alice")  # another guest of the same name: another uid
+        assert alice["uid"] != other_alice["uid"]
+        await alice_a.join(ROOM)
+        joined = await alice_b.join(ROOM)
+        assert (joined["presence"], joined["count"]) == (["Alice", "Alice"], 2)
+        assert sorted(joined["members"], key=lambda member: member["uid"]) == sorted(
+            [shown(alice), shown(other_alice)], key=lambda member: member["uid"]
+        )
+        assert await alice_a.expect("presence") == presence(other_alice, "join")  # through Redis
+        tab = await tab_of(b, alice)  # the first Alice's second tab, on the other app: no news
+        assert (await tab.join(ROOM))["count"] == 2
+        assert (await answer(alice_b, "one"))["offset"] == 1
+        for member_ in (alice_a, tab):
+            await next_msg_is(member_, 1, "one")
+        await alice_b.disconnect()
+        for member_ in (alice_a, tab):
+            assert await member_.expect("presence") == presence(other_alice, "leave")
+        await alice_a.disconnect()  # her other tab, on b, is still there: no leave
+        _, joined = await member(a, "late")
+        assert joined["members"] == [shown(alice), joined["members"][1]]  # Alice (sorted by name), late
+        assert joined["presence"] == ["Alice", "late"]
+
+
+async def test_msg_history_and_replay_carry_the_speakers_uid_and_guest_flag(redis_server: RedisServer) -> None:
+    async with started(redis_server.url) as (a, _), started(redis_server.url) as (b, _):
+        writer, who = await greeted(a, "writer")
+        await writer.join(ROOM)
+        reader, _ = await member(b, "reader")
+        await writer.say(ROOM, "hello", id="k")
+        before, _ = await writer.until("ack")
+        (echo,) = [frame for frame in before if frame["type"] == "msg"]  # after the reader's presence
+        (live,) = [frame for frame in await read_until(reader, "hello") if frame["type"] == "msg"]
+        assert live == echo
+        assert (echo["user"], echo["uid"], echo["guest"]) == ("writer", who["uid"], who["guest"])
+        assert list(echo) == ["type", "room", "offset", "ts", "user", "uid", "guest", "text", "id"]
+        late, _ = await member(b, "late", history=5)  # the replay, read from the stream
+        assert await late.frame() == echo
+        await late.request("history", room=ROOM, before=2, limit=5)
+        assert (await late.expect("history"))["messages"] == [echo]
 
 
 # --- Redis loses everything ------------------------------------------------------------------------

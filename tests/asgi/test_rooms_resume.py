@@ -11,9 +11,10 @@ import pytest
 
 from asgi_chat import ChatApp, Settings, create_app
 from asgi_chat.engine import frames
+from asgi_chat.engine.people import Person
 from asgi_chat.engine.stores.memory import OVERHEAD, MemoryStore
 from tests.asgi.rooms_helpers import ROOM, in_room, lines, next_is_live, rooms_app, say_lines
-from tests.rooms_support import Frame, RoomsClient, opened, presence_of
+from tests.rooms_support import Frame, RoomsClient, greeted, opened, presence_of
 
 # --- resume ------------------------------------------------------------------------------------------
 
@@ -122,10 +123,14 @@ async def test_a_restarted_server_has_new_epochs_so_an_old_position_reads_as_res
 
 
 async def test_the_process_wide_byte_budget_trims_the_oldest_line_of_any_room() -> None:
-    # Every line here has the same size: equal room name lengths, texts and ts digits.
-    size = sys.getsizeof(frames.msg(ROOM, 1, time.time_ns() // 1_000_000, "writer", "line 1", None)) + OVERHEAD
+    # Every line here has the same size: equal room name lengths, texts and ts digits, and one
+    # writer, a guest (its uid: "guest:" and 16 characters of base64url).
+    guest = Person("guest:" + "x" * 16, "writer", guest=True)
+    size = sys.getsizeof(frames.msg(ROOM, 1, time.time_ns() // 1_000_000, guest, "line 1", None)) + OVERHEAD
     app = rooms_app(history_max_bytes=4 * size)
-    (writer,) = await in_room(app, "writer")
+    writer, welcome = await greeted(app, "writer")
+    assert (len(welcome["uid"]), welcome["uid"].isascii(), welcome["guest"]) == (len(guest.uid), True, True)
+    await writer.join(ROOM)
     await writer.join("other")
     said = await say_lines(writer, lines(1, 3))
     said_other = await say_lines(writer, lines(1, 2), room="other")  # the fifth line: lobby's first goes

@@ -30,7 +30,7 @@ from asgi_chat.engine.replay import Stored
 from asgi_chat.engine.rooms import Rooms
 from asgi_chat.engine.stores.redis import RedisStore
 from tests.redis_support import running_redis
-from tests.rooms_support import Frame, RoomsClient
+from tests.rooms_support import Frame, RoomsClient, presence_of
 
 ROOM = "lobby"
 # As in tests/asgi/test_rooms_redis.py: outages noticed and waited out in tenths of a second.
@@ -86,7 +86,7 @@ async def test_two_senders_each_get_their_msg_before_their_ack(store_url: str | 
     async with started(store_url) as app:
         ada = await member(app, "ada")
         bob = await member(app, "bob")
-        assert (await ada.expect("presence"))["join"] == [{"user": "bob"}]
+        assert await ada.expect("presence") == presence_of(ROOM, join=("bob",))
         for n in range(1, 11):
             await ada.say(ROOM, f"ada {n}", id=f"a{n}")
             await bob.say(ROOM, f"bob {n}", id=f"b{n}")
@@ -149,7 +149,7 @@ async def test_a_say_whose_text_has_no_utf8_takes_no_offset(store_url: str | Non
     async with started(store_url) as app:
         ada = await member(app, "ada")
         bob = await member(app, "bob")
-        assert (await ada.expect("presence"))["join"] == [{"user": "bob"}]
+        assert await ada.expect("presence") == presence_of(ROOM, join=("bob",))
         await ada.say(ROOM, "one", id="a1")
         assert [said(frame) for frame in await ada.frames(2)] == [("msg", "a1", 1), ("ack", "a1", 1)]
         assert said(await bob.frame()) == ("msg", "a1", 1)

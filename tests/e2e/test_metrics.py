@@ -159,8 +159,8 @@ async def test_two_workers_read_as_one_set_of_totals(server: Server) -> None:
 # Run in a process of its own: prometheus_client picks multiprocess mode when it is first imported.
 BUILD_ONLY = """
 import os, sys
-from asgi_chat import Settings, create_app
-app = create_app(Settings())  # what a supervisor may do to check the settings
+from asgi_chat import create_app
+app = create_app()  # the settings from the environment: what a supervisor may do to check them
 print(sorted(os.listdir(sys.argv[1])))
 app.ctx.exposition.sync()  # what serving does (lifespan startup, a scrape)
 print(sorted(os.listdir(sys.argv[1])))

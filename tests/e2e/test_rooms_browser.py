@@ -61,12 +61,15 @@ class Cable:
     """A TCP relay from a port of its own to the server's: the test's network, which it can cut.
 
     :meth:`cut` aborts every connection through it and refuses new ones; :meth:`join` lets them
-    through again. It runs its own event loop in a thread, beside Playwright's synchronous API.
+    through again; :meth:`deafen` drops what the server sends from then on, until the cut (what
+    the client sends still arrives: a request the server handles, whose answer is lost). It runs
+    its own event loop in a thread, beside Playwright's synchronous API.
     """
 
     def __init__(self, upstream: int) -> None:
         self.upstream = upstream
         self.connected = True
+        self.deaf = False
         self._writers: set[asyncio.StreamWriter] = set()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -83,6 +86,10 @@ class Cable:
 
     def join(self) -> None:
         self.connected = True
+        self.deaf = False
+
+    def deafen(self) -> None:
+        self.deaf = True
 
     def close(self) -> None:
         self._call(self._close())
@@ -110,11 +117,13 @@ class Cable:
             return
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream)
         self._writers |= {writer, up_writer}
-        await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer))
+        await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer, downstream=True))
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, downstream: bool = False) -> None:
         try:
             while data := await reader.read(65536):
+                if downstream and self.deaf:
+                    continue  # lost on the way: the client never hears it
                 writer.write(data)
                 await writer.drain()
         except OSError:
@@ -514,7 +523,11 @@ def test_a_live_reset_on_redis_then_a_lost_connection_shows_every_new_line_once(
     from the reset itself, or its resume after a lost connection skips lines 3 to 5 silently."""
     with running_redis(tmp_path) as redis_server:
         port = free_port()
-        env = {"ASGI_CHAT_STATE_URL": redis_server.url, "ASGI_CHAT_RATE_PER_SECOND": "0"}
+        env = {
+            "ASGI_CHAT_STATE_URL": redis_server.url,
+            "ASGI_CHAT_RATE_PER_SECOND": "0",
+            "ASGI_CHAT_SECRET": "a guest secret of forty bytes, or more..",  # required with guests on Redis
+        }
         with Server(uvicorn_command(port), port, tmp_path / "server.log", env) as server:
             cable = Cable(server.port)
             try:

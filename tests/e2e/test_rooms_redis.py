@@ -20,7 +20,7 @@ from websockets.exceptions import ConnectionClosed
 from tests.e2e.browser_support import TIMEOUT_MS, launch_chromium
 from tests.helpers import TIMEOUT, Server, free_port, uvicorn_command
 from tests.redis_support import RedisServer, running_redis
-from tests.rooms_support import Frame, WireRoomsClient, presence_of
+from tests.rooms_support import Frame, Who, WireRoomsClient, presence_of
 
 pytestmark = pytest.mark.redis
 
@@ -39,6 +39,8 @@ class Processes:
             "ASGI_CHAT_PRESENCE_TIMEOUT": str(PRESENCE_TIMEOUT),
             "ASGI_CHAT_RATE_PER_SECOND": "0",  # senders send as fast as they can
             "ASGI_CHAT_PRESENCE_INTERVAL": "0",  # a presence frame per change: each is checked alone
+            # Guests on, several processes: one secret for their guest tokens, as a deployment has.
+            "ASGI_CHAT_SECRET": "one secret for every process of the test deployment",
         }
         self.directory = directory
         self.stack = stack
@@ -60,6 +62,21 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
 
 async def joined(server: Server, user: str, **join: object) -> tuple[WireRoomsClient, Frame]:
     client = await WireRoomsClient.connect(server.url, user)
+    return client, await client.join(ROOM, **join)
+
+
+async def greeted(server: Server, user: str) -> tuple[WireRoomsClient, Frame]:
+    """A new guest on ``server``, past hello: its connection, and its welcome (uid, guest token)."""
+    client = await WireRoomsClient.connect(server.url)
+    return client, await client.hello(user)
+
+
+async def tab(server: Server, welcome: Frame, **join: object) -> tuple[WireRoomsClient, Frame]:
+    """Another connection of the person ``welcome`` greeted, on ``server`` (any process: they
+    share the secret that signs guest tokens), joined to ROOM: it, and its ``joined`` frame."""
+    client = await WireRoomsClient.connect(server.url)
+    await client.request("hello", user=welcome["user"], token=welcome["token"])
+    assert (await client.expect("welcome"))["uid"] == welcome["uid"]
     return client, await client.join(ROOM, **join)
 
 
@@ -88,7 +105,7 @@ async def say_lines(client: WireRoomsClient, first: int, last: int) -> list[Fram
     return said
 
 
-def presence(user: str, event: str) -> Frame:
+def presence(user: Who, event: str) -> Frame:
     return presence_of(ROOM, **{event: (user,)})
 
 
@@ -151,9 +168,11 @@ async def test_a_killed_process_has_its_users_announced_as_left_once_by_the_othe
     a, b, c = processes.start("a"), processes.start("b"), processes.start("c")
     watcher_b, _ = await joined(b, "watcher-b")
     watcher_c, _ = await joined(c, "watcher-c")
-    ada, _ = await joined(a, "ada")  # only on a
-    bob_a, _ = await joined(a, "bob")  # on a and on b: still here after a dies
-    bob_b, entered = await joined(b, "bob")
+    ada, ada_welcome = await greeted(a, "ada")  # only on a
+    await ada.join(ROOM)
+    bob_a, bob = await greeted(a, "bob")  # on a and on b (one uid): still here after a dies
+    await bob_a.join(ROOM)
+    bob_b, entered = await tab(b, bob)
     assert entered["presence"] == ["ada", "bob", "watcher-b", "watcher-c"]
     said = await say_lines(watcher_b, 1, 1)  # every join announced before this line
     watchers = (watcher_c, bob_b)  # watcher_b, the one that says the lines, is read by say_lines
@@ -164,7 +183,7 @@ async def test_a_killed_process_has_its_users_announced_as_left_once_by_the_othe
     killed = loop.time()
     a.stop(signal.SIGKILL)  # no leave, no EXIT: a's presence entries simply stop being refreshed
     for watcher in (watcher_b, *watchers):  # announced by the processes alive, to their members
-        assert await next_non_msg(watcher) == presence("ada", "leave")
+        assert await next_non_msg(watcher) == presence(ada_welcome, "leave")  # her uid, her name
     elapsed = loop.time() - killed
     assert elapsed < PRESENCE_TIMEOUT * 4 / 3 + 0.5, elapsed  # the deadline, then the next sweep
     # Every process alive sweeps again within a third of the timeout: no second leave of ada,

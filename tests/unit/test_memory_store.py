@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import sys
 from dataclasses import dataclass, field
 from types import FrameType
@@ -18,11 +19,22 @@ import pytest
 
 from asgi_chat import Settings
 from asgi_chat.engine import frames
+from asgi_chat.engine.people import Person
 from asgi_chat.engine.replay import TRIMMED, Gap, Stored, plan
 from asgi_chat.engine.stores import RoomLimit
 from asgi_chat.engine.stores.memory import OVERHEAD, MemoryStore
+from tests.store_support import Unmoderated
 
 WALL_MS = 1_700_000_000_000
+
+
+def person(name: str, uid: str | None = None, guest: bool = False) -> Person:
+    """``name``'s person: uid ``u:<name>`` unless told, so that a uid never equals a name by chance."""
+    return Person(f"u:{name}" if uid is None else uid, name, guest)
+
+
+def people(*names: str) -> list[Person]:
+    return [person(name) for name in names]
 
 
 class Clock:
@@ -34,18 +46,18 @@ class Clock:
 
 
 @dataclass
-class Listener:
+class Listener(Unmoderated):
     """Everything the store tells the rooms engine, in order."""
 
     messages: list[tuple[str, Stored]] = field(default_factory=list)
-    presences: list[tuple[str, str, str]] = field(default_factory=list)
+    presences: list[tuple[str, Person, str]] = field(default_factory=list)
     others: list[tuple[Any, ...]] = field(default_factory=list)
 
     def message(self, room: str, stored: Stored) -> None:
         self.messages.append((room, stored))
 
-    def presence(self, room: str, user: str, event: str) -> None:
-        self.presences.append((room, user, event))
+    def presence(self, room: str, person: Person, event: str) -> None:
+        self.presences.append((room, person, event))
 
     def gap(self, room: str, first: int, last: int, reason: str) -> None:
         self.others.append(("gap", room, first, last, reason))
@@ -75,8 +87,9 @@ async def retained(store: MemoryStore, room: str) -> list[int]:
     return offsets
 
 
-async def say(store: MemoryStore, room: str, count: int, user: str = "ada", text: str = "line") -> list[int]:
-    return [(await store.append(room, user, f"{text} {n}", None))[0] for n in range(count)]
+async def say(store: MemoryStore, room: str, count: int, user: Person | None = None, text: str = "line") -> list[int]:
+    who = user or person("ada")
+    return [(await store.append(room, who, f"{text} {n}", None))[0] for n in range(count)]
 
 
 # --- offsets and messages -----------------------------------------------------------------
@@ -84,14 +97,14 @@ async def say(store: MemoryStore, room: str, count: int, user: str = "ada", text
 
 async def test_offsets_count_from_1_in_each_room_independently() -> None:
     store, listener = await open_store()
-    await store.enter("a", "ada")
-    await store.enter("b", "bob")
+    await store.enter("a", person("ada"))
+    await store.enter("b", person("bob"))
     results = [
-        await store.append("a", "ada", "1", None),
-        await store.append("a", "ada", "2", None),
-        await store.append("b", "bob", "3", None),
-        await store.append("a", "ada", "4", None),
-        await store.append("b", "bob", "5", None),
+        await store.append("a", person("ada"), "1", None),
+        await store.append("a", person("ada"), "2", None),
+        await store.append("b", person("bob"), "3", None),
+        await store.append("a", person("ada"), "4", None),
+        await store.append("b", person("bob"), "5", None),
     ]
     assert results == [(1, True), (2, True), (1, True), (3, True), (2, True)]
     assert [(room, stored.offset) for room, stored in listener.messages] == [
@@ -106,11 +119,11 @@ async def test_offsets_count_from_1_in_each_room_independently() -> None:
 
 async def test_a_message_is_its_msg_frame_encoded_once_and_published_within_append() -> None:
     store, listener = await open_store()
-    await store.enter("a", "ada")
-    await store.append("a", "Åsa", "héllo", "s1")
+    await store.enter("a", person("ada"))
+    await store.append("a", person("Åsa"), "héllo", "s1")
     [(room, stored)] = listener.messages
     assert room == "a"
-    assert stored.frame == frames.msg("a", 1, WALL_MS, "Åsa", "héllo", "s1")
+    assert stored.frame == frames.msg("a", 1, WALL_MS, person("Åsa"), "héllo", "s1")
     assert stored.size == sys.getsizeof(stored.frame) + OVERHEAD  # what the str holds
     assert (await store.window("a", 0, 10)).newest == (stored,)
     assert (store.bytes, store.retained) == (stored.size, 1)
@@ -120,9 +133,9 @@ async def test_a_message_counts_what_its_str_holds_4_bytes_a_character_with_one_
     """CPython stores a str at 1, 2 or 4 bytes a character, by its widest: one emoji in a long
     line makes every character of the frame 4 bytes, where UTF-8 would count almost 1."""
     store, listener = await open_store()
-    await store.enter("a", "ada")
-    await store.append("a", "ada", "x" * 4000, None)
-    await store.append("a", "ada", "\N{GRINNING FACE}" + "x" * 3999, None)
+    await store.enter("a", person("ada"))
+    await store.append("a", person("ada"), "x" * 4000, None)
+    await store.append("a", person("ada"), "\N{GRINNING FACE}" + "x" * 3999, None)
     plain, emoji = (stored for _, stored in listener.messages)
     assert len(plain.frame) == len(emoji.frame)
     assert len(emoji.frame.encode()) - len(plain.frame.encode()) == 3  # UTF-8: 3 bytes more, yet
@@ -152,30 +165,30 @@ async def test_append_hands_its_message_over_on_a_step_of_its_own_never_from_wit
     store, _ = await open_store()
     listener = StackListener()
     await store.open(listener)
-    await store.enter("a", "ada")
-    assert await store.append("a", "ada", "hello", "s1") == (1, True)
+    await store.enter("a", person("ada"))
+    assert await store.append("a", person("ada"), "hello", "s1") == (1, True)
     assert [stored.offset for _, stored in listener.messages] == [1]  # heard by the time append returns
-    assert await store.append("a", "ada", "again", None) == (2, True)
+    assert await store.append("a", person("ada"), "again", None) == (2, True)
     assert listener.within_append == [False, False]
 
 
 async def test_appends_made_at_once_are_heard_in_offset_order() -> None:
     store, listener = await open_store()
-    await store.enter("a", "ada")
-    results = await asyncio.gather(*(store.append("a", "ada", f"line {n}", None) for n in range(10)))
+    await store.enter("a", person("ada"))
+    results = await asyncio.gather(*(store.append("a", person("ada"), f"line {n}", None) for n in range(10)))
     assert results == [(n, True) for n in range(1, 11)]  # numbered in the order they were made
     assert [stored.offset for _, stored in listener.messages] == list(range(1, 11))
 
 
 async def test_a_say_cancelled_before_its_step_ran_is_not_published() -> None:
     store, listener = await open_store()
-    await store.enter("a", "ada")
-    say = asyncio.create_task(store.append("a", "ada", "never", None))
+    await store.enter("a", person("ada"))
+    say = asyncio.create_task(store.append("a", person("ada"), "never", None))
     await asyncio.sleep(0)  # one turn: the say has scheduled its step, which runs at the next
     say.cancel()
     with pytest.raises(asyncio.CancelledError):
         await say
-    assert await store.append("a", "ada", "next", None) == (1, True)
+    assert await store.append("a", person("ada"), "next", None) == (1, True)
     assert [stored.offset for _, stored in listener.messages] == [1]
 
 
@@ -183,11 +196,11 @@ async def test_a_text_with_no_utf8_takes_no_offset() -> None:
     """The frame is encoded before the offset is assigned: a lone surrogate (which a JSON client
     sends as ``"\\ud800"``) fails the say, and the next one gets the next offset, with no hole."""
     store, listener = await open_store(dedup_seconds=600)
-    await store.enter("a", "ada")
-    assert await store.append("a", "ada", "one", None) == (1, True)
+    await store.enter("a", person("ada"))
+    assert await store.append("a", person("ada"), "one", None) == (1, True)
     with pytest.raises(UnicodeEncodeError):
-        await store.append("a", "ada", "lone \ud800 surrogate", "s1")
-    assert await store.append("a", "ada", "two", "s1") == (2, True)  # its say id was not taken either
+        await store.append("a", person("ada"), "lone \ud800 surrogate", "s1")
+    assert await store.append("a", person("ada"), "two", "s1") == (2, True)  # its say id was not taken either
     assert [stored.offset for _, stored in listener.messages] == [1, 2]
     assert await retained(store, "a") == [1, 2]
     assert (store.retained, store.bytes) == (2, sum(stored.size for _, stored in listener.messages))
@@ -195,15 +208,15 @@ async def test_a_text_with_no_utf8_takes_no_offset() -> None:
 
 async def test_an_empty_room_has_top_0_and_first_1() -> None:
     store, _ = await open_store()
-    assert await store.enter("a", "ada") == ["ada"]
+    assert await store.enter("a", person("ada")) == people("ada")
     window = await store.window("a", 0, 10)
     assert (window.epoch, window.top, window.first, window.newest) == ("epoch-1", 0, 1, ())
 
 
 async def test_each_room_gets_its_own_epoch() -> None:
     store = MemoryStore(Settings())  # the real random epochs
-    await store.enter("a", "ada")
-    await store.enter("b", "ada")
+    await store.enter("a", person("ada"))
+    await store.enter("b", person("ada"))
     epochs = {(await store.window(room, 0, 0)).epoch for room in "ab"}
     assert len(epochs) == 2
     assert all(len(epoch) >= 16 for epoch in epochs)
@@ -214,7 +227,7 @@ async def test_each_room_gets_its_own_epoch() -> None:
 
 async def test_a_room_keeps_exactly_history_messages() -> None:
     store, _ = await open_store(history_messages=3)
-    await store.enter("a", "ada")
+    await store.enter("a", person("ada"))
     kept: list[list[int]] = []
     for _ in range(6):
         await say(store, "a", 1)
@@ -229,7 +242,7 @@ async def test_a_room_keeps_exactly_history_messages() -> None:
 async def test_trimming_one_room_leaves_the_others_alone() -> None:
     store, _ = await open_store(history_messages=2)
     for room in "ab":
-        await store.enter(room, "ada")
+        await store.enter(room, person("ada"))
     await say(store, "a", 2)
     await say(store, "b", 5)
     assert (await retained(store, "a"), await retained(store, "b")) == ([1, 2], [4, 5])
@@ -237,7 +250,7 @@ async def test_trimming_one_room_leaves_the_others_alone() -> None:
 
 async def test_history_messages_0_keeps_everything() -> None:
     store, _ = await open_store(history_messages=0, history_max_bytes=0)
-    await store.enter("a", "ada")
+    await store.enter("a", person("ada"))
     await say(store, "a", 1500)
     assert len(await retained(store, "a")) == 1500
 
@@ -246,14 +259,14 @@ async def test_history_messages_0_keeps_everything() -> None:
 
 
 async def test_the_byte_budget_trims_the_process_s_oldest_messages_whichever_room_holds_them() -> None:
-    size = sys.getsizeof(frames.msg("a", 1, WALL_MS, "ada", "line", None)) + OVERHEAD  # each one below
+    size = sys.getsizeof(frames.msg("a", 1, WALL_MS, person("ada"), "line", None)) + OVERHEAD  # each one below
     budget = 4 * size + size // 2  # room for 4 messages, not 5
     store, listener = await open_store(history_messages=0, history_max_bytes=budget)
     for room in "abc":
-        await store.enter(room, "ada")
+        await store.enter(room, person("ada"))
     appended: list[tuple[str, int]] = []
     for room in "aaabbcbcc":
-        offset, _ = await store.append(room, "ada", "line", None)
+        offset, _ = await store.append(room, person("ada"), "line", None)
         appended.append((room, offset))
         assert store.bytes <= budget
         newest = appended[-4:]  # exactly the process's 4 newest, across rooms
@@ -266,7 +279,7 @@ async def test_the_byte_budget_trims_the_process_s_oldest_messages_whichever_roo
 async def test_what_the_byte_budget_trims_is_a_trimmed_gap_for_a_resume() -> None:
     store, _ = await open_store(history_messages=0, history_max_bytes=2000)
     for room in "ab":
-        await store.enter(room, "ada")
+        await store.enter(room, person("ada"))
     await say(store, "a", 3)
     before = await store.window("a", 0, 100)
     await say(store, "b", 20)  # far more than the budget: a's three go first
@@ -278,8 +291,8 @@ async def test_what_the_byte_budget_trims_is_a_trimmed_gap_for_a_resume() -> Non
 
 async def test_a_message_larger_than_the_whole_budget_is_not_kept() -> None:
     store, listener = await open_store(history_max_bytes=OVERHEAD + 10)
-    await store.enter("a", "ada")
-    assert await store.append("a", "ada", "x" * 100, None) == (1, True)
+    await store.enter("a", person("ada"))
+    assert await store.append("a", person("ada"), "x" * 100, None) == (1, True)
     assert len(listener.messages) == 1  # still published
     window = await store.window("a", 0, 10)
     assert (window.top, window.first, window.newest, store.bytes, store.retained) == (1, 2, (), 0, 0)
@@ -291,11 +304,11 @@ async def test_the_global_order_stays_bounded_when_rooms_trim_themselves() -> No
     store, _ = await open_store(history_messages=2, history_max_bytes=0)
     rooms = [f"r{n}" for n in range(40)]
     for room in rooms:
-        await store.enter(room, "ada")
+        await store.enter(room, person("ada"))
     longest = 0
     for _ in range(60):
         for room in rooms:
-            await store.append(room, "ada", "line", None)
+            await store.append(room, person("ada"), "line", None)
             assert len(store._order) <= store.retained + store.retained // 4 + 1024
             longest = max(longest, len(store._order))
     assert store.retained == 80
@@ -306,20 +319,20 @@ async def test_the_global_order_stays_bounded_when_rooms_trim_themselves() -> No
 
 async def test_after_compaction_the_budget_still_trims_the_oldest_retained_first() -> None:
     def size(room: str, offset: int) -> int:
-        return sys.getsizeof(frames.msg(room, offset, WALL_MS, "ada", "line", None)) + OVERHEAD
+        return sys.getsizeof(frames.msg(room, offset, WALL_MS, person("ada"), "line", None)) + OVERHEAD
 
     rooms = [f"r{n}" for n in range(10)]
     # Room for the last message of each of the ten rooms, and one byte short of one more.
     store, _ = await open_store(history_messages=1, history_max_bytes=10 * size("r0", 200) + size("new", 1) - 1)
     for room in rooms:
-        await store.enter(room, "ada")
+        await store.enter(room, person("ada"))
     for _ in range(200):  # 2000 appends, each room keeping its last: compacted on the way
         for room in rooms:
-            await store.append(room, "ada", "line", None)
+            await store.append(room, person("ada"), "line", None)
     assert len(store._order) < 2000
     assert store.retained == 10
-    await store.enter("new", "ada")
-    await store.append("new", "ada", "line", None)  # one over: r0's message, the oldest retained, goes
+    await store.enter("new", person("ada"))
+    await store.append("new", person("ada"), "line", None)  # one over: r0's message, the oldest retained, goes
     assert await retained(store, "r0") == []
     assert [await retained(store, room) for room in rooms[1:]] == [[200]] * 9
     assert await retained(store, "new") == [1]
@@ -330,12 +343,12 @@ async def test_after_compaction_the_budget_still_trims_the_oldest_retained_first
 
 async def test_a_say_id_used_again_returns_the_first_offset_and_publishes_nothing() -> None:
     store, listener = await open_store(dedup_seconds=600)
-    await store.enter("a", "ada")
-    assert await store.append("a", "ada", "hello", "s1") == (1, True)
-    assert await store.append("a", "ada", "other", "s2") == (2, True)
+    await store.enter("a", person("ada"))
+    assert await store.append("a", person("ada"), "hello", "s1") == (1, True)
+    assert await store.append("a", person("ada"), "other", "s2") == (2, True)
     published = len(listener.messages)
-    assert await store.append("a", "ada", "hello", "s1") == (1, False)
-    assert await store.append("a", "ada", "changed text, same id", "s1") == (1, False)
+    assert await store.append("a", person("ada"), "hello", "s1") == (1, False)
+    assert await store.append("a", person("ada"), "changed text, same id", "s1") == (1, False)
     assert len(listener.messages) == published  # the listener was not called
     assert await retained(store, "a") == [1, 2]
     assert (await store.window("a", 0, 0)).top == 2
@@ -344,30 +357,30 @@ async def test_a_say_id_used_again_returns_the_first_offset_and_publishes_nothin
 async def test_a_say_id_is_per_user_and_room() -> None:
     store, _ = await open_store()
     for room, user in (("a", "ada"), ("a", "bob"), ("b", "ada")):
-        await store.enter(room, user)
-    assert await store.append("a", "ada", "x", "s1") == (1, True)
-    assert await store.append("a", "bob", "x", "s1") == (2, True)  # another user
-    assert await store.append("b", "ada", "x", "s1") == (1, True)  # another room
-    assert await store.append("a", "bob", "x", "s1") == (2, False)
+        await store.enter(room, person(user))
+    assert await store.append("a", person("ada"), "x", "s1") == (1, True)
+    assert await store.append("a", person("bob"), "x", "s1") == (2, True)  # another user
+    assert await store.append("b", person("ada"), "x", "s1") == (1, True)  # another room
+    assert await store.append("a", person("bob"), "x", "s1") == (2, False)
 
 
 async def test_a_say_without_id_is_never_a_duplicate() -> None:
     store, _ = await open_store()
-    await store.enter("a", "ada")
-    assert [await store.append("a", "ada", "same", None) for _ in range(3)] == [(1, True), (2, True), (3, True)]
+    await store.enter("a", person("ada"))
+    assert [await store.append("a", person("ada"), "same", None) for _ in range(3)] == [(1, True), (2, True), (3, True)]
 
 
 async def test_a_say_id_is_forgotten_after_dedup_seconds() -> None:
     clock = Clock()
     store, listener = await open_store(clock, dedup_seconds=600)
-    await store.enter("a", "ada")
-    await store.append("a", "ada", "x", "s1")
+    await store.enter("a", person("ada"))
+    await store.append("a", person("ada"), "x", "s1")
     clock.now += 599.9
-    assert await store.append("a", "ada", "x", "s1") == (1, False)
+    assert await store.append("a", person("ada"), "x", "s1") == (1, False)
     clock.now += 0.1  # 600 s after the first
-    assert await store.append("a", "ada", "x", "s1") == (2, True)
+    assert await store.append("a", person("ada"), "x", "s1") == (2, True)
     assert len(listener.messages) == 2
-    assert await store.append("a", "ada", "x", "s1") == (2, False)  # the new one is remembered in turn
+    assert await store.append("a", person("ada"), "x", "s1") == (2, False)  # the new one is remembered in turn
 
 
 async def test_an_id_reused_in_a_room_created_anew_does_not_keep_other_ids_alive() -> None:
@@ -376,39 +389,39 @@ async def test_an_id_reused_in_a_room_created_anew_does_not_keep_other_ids_alive
     clock = Clock()
     store, _ = await open_store(clock, dedup_seconds=600, room_idle_seconds=10)
     start = clock.now
-    await store.enter("a", "ada")
-    await store.append("a", "ada", "x", "k")  # (a, ada, k) expires at start + 600
-    await store.exit("a", "ada")
+    await store.enter("a", person("ada"))
+    await store.append("a", person("ada"), "x", "k")  # (a, ada, k) expires at start + 600
+    await store.exit("a", person("ada"))
     clock.now = start + 1
-    await store.enter("b", "ada")
-    await store.append("b", "ada", "y", "j")  # (b, ada, j) expires at start + 601
+    await store.enter("b", person("ada"))
+    await store.append("b", person("ada"), "y", "j")  # (b, ada, j) expires at start + 601
     clock.now = start + 20
-    await store.enter("a", "ada")  # a is forgotten and created anew
-    assert await store.append("a", "ada", "x again", "k") == (1, True)  # (a, ada, k) now expires at start + 620
+    await store.enter("a", person("ada"))  # a is forgotten and created anew
+    assert await store.append("a", person("ada"), "x again", "k") == (1, True)  # (a, ada, k) now expires at start + 620
     clock.now = start + 605  # j was used 604 s ago, more than dedup_seconds
-    assert await store.append("b", "ada", "y again", "j") == (2, True)
+    assert await store.append("b", person("ada"), "y again", "j") == (2, True)
 
 
 async def test_a_room_created_anew_does_not_know_the_old_room_s_ids() -> None:
     clock = Clock()
     store, _ = await open_store(clock, dedup_seconds=600, room_idle_seconds=10)
-    await store.enter("a", "ada")
-    await store.append("a", "ada", "x", "s1")
-    await store.append("a", "ada", "y", "s2")
-    await store.exit("a", "ada")
+    await store.enter("a", person("ada"))
+    await store.append("a", person("ada"), "x", "s1")
+    await store.append("a", person("ada"), "y", "s2")
+    await store.exit("a", person("ada"))
     clock.now += 11
-    await store.enter("a", "ada")
-    assert await store.append("a", "ada", "y", "s2") == (1, True)
+    await store.enter("a", person("ada"))
+    assert await store.append("a", person("ada"), "y", "s2") == (1, True)
 
 
 async def test_at_most_dedup_max_ids_are_remembered() -> None:
     store, _ = await open_store(dedup_max=3)  # ASGI_CHAT_DEDUP_MAX
-    await store.enter("a", "ada")
+    await store.enter("a", person("ada"))
     for n in range(4):
-        await store.append("a", "ada", "x", f"s{n}")
+        await store.append("a", person("ada"), "x", f"s{n}")
     assert len(store._dedup) == 3
-    assert await store.append("a", "ada", "x", "s3") == (4, False)  # the newest three are remembered
-    assert await store.append("a", "ada", "x", "s0") == (5, True)  # the oldest was forgotten
+    assert await store.append("a", person("ada"), "x", "s3") == (4, False)  # the newest three are remembered
+    assert await store.append("a", person("ada"), "x", "s0") == (5, True)  # the oldest was forgotten
 
 
 # --- idle rooms and the room limit ------------------------------------------------------------
@@ -417,34 +430,34 @@ async def test_at_most_dedup_max_ids_are_remembered() -> None:
 async def test_an_empty_room_is_forgotten_after_room_idle_seconds() -> None:
     clock = Clock()
     store, _ = await open_store(clock, room_idle_seconds=100)
-    await store.enter("a", "ada")
+    await store.enter("a", person("ada"))
     await say(store, "a", 3)
     old = await store.window("a", 0, 10)
-    await store.exit("a", "ada")
+    await store.exit("a", person("ada"))
     clock.now += 99.9
-    await store.enter("b", "bob")  # any enter sweeps: not yet
+    await store.enter("b", person("bob"))  # any enter sweeps: not yet
     assert store.retained == 3
     clock.now += 0.1
-    await store.enter("b", "bob")  # now: a's history and bytes are released, though nobody entered a
+    await store.enter("b", person("bob"))  # now: a's history and bytes are released, though nobody entered a
     assert (store.retained, store.bytes) == (0, 0)
-    await store.enter("a", "ada")
+    await store.enter("a", person("ada"))
     new = await store.window("a", 0, 10)
     assert (old.epoch, old.top) == ("epoch-1", 3)
     assert (new.epoch, new.top, new.first, new.newest) == ("epoch-3", 0, 1, ())  # a new epoch: reset
-    assert await store.append("a", "ada", "x", None) == (1, True)
+    assert await store.append("a", person("ada"), "x", None) == (1, True)
 
 
 async def test_a_room_entered_again_before_expiry_keeps_its_history_and_its_clock_restarts() -> None:
     clock = Clock()
     store, _ = await open_store(clock, room_idle_seconds=100)
-    await store.enter("a", "ada")
+    await store.enter("a", person("ada"))
     await say(store, "a", 2)
-    await store.exit("a", "ada")
+    await store.exit("a", person("ada"))
     clock.now += 90
-    await store.enter("a", "ada")
-    await store.exit("a", "ada")
+    await store.enter("a", person("ada"))
+    await store.exit("a", person("ada"))
     clock.now += 90  # 180 s since the first exit, 90 since the last
-    await store.enter("a", "ada")
+    await store.enter("a", person("ada"))
     window = await store.window("a", 0, 10)
     assert (window.epoch, window.top, len(window.newest)) == ("epoch-1", 2, 2)
 
@@ -452,12 +465,12 @@ async def test_a_room_entered_again_before_expiry_keeps_its_history_and_its_cloc
 async def test_a_room_with_members_is_never_forgotten() -> None:
     clock = Clock()
     store, _ = await open_store(clock, room_idle_seconds=100)
-    await store.enter("a", "ada")
-    await store.enter("a", "bob")
+    await store.enter("a", person("ada"))
+    await store.enter("a", person("bob"))
     await say(store, "a", 2)
-    await store.exit("a", "bob")  # ada is still there
+    await store.exit("a", person("bob"))  # ada is still there
     clock.now += 10**6
-    await store.enter("b", "bob")
+    await store.enter("b", person("bob"))
     window = await store.window("a", 0, 10)
     assert (window.epoch, window.top, len(window.newest)) == ("epoch-1", 2, 2)
 
@@ -465,34 +478,34 @@ async def test_a_room_with_members_is_never_forgotten() -> None:
 async def test_room_idle_seconds_0_never_forgets() -> None:
     clock = Clock()
     store, _ = await open_store(clock, room_idle_seconds=0)
-    await store.enter("a", "ada")
+    await store.enter("a", person("ada"))
     await say(store, "a", 1)
-    await store.exit("a", "ada")
+    await store.exit("a", person("ada"))
     clock.now += 10**9
-    await store.enter("a", "ada")
+    await store.enter("a", person("ada"))
     assert (await store.window("a", 0, 0)).epoch == "epoch-1"
 
 
 async def test_max_rooms_refuses_a_new_room_only_while_every_room_has_members() -> None:
     """More on the cap, and why it is no lockout: test_memory_store_rooms.py."""
     store, listener = await open_store(max_rooms=2, room_idle_seconds=100)
-    await store.enter("a", "ada")
-    await store.enter("b", "ada")
+    await store.enter("a", person("ada"))
+    await store.enter("b", person("ada"))
     with pytest.raises(RoomLimit):
-        await store.enter("c", "ada")
-    assert ("c", "ada", "join") not in listener.presences
-    assert await store.enter("a", "bob") == ["ada", "bob"]  # rooms that exist may still be entered
+        await store.enter("c", person("ada"))
+    assert ("c", person("ada"), "join") not in listener.presences
+    assert await store.enter("a", person("bob")) == people("ada", "bob")  # rooms that exist may still be entered
     await say(store, "b", 1)
-    await store.exit("b", "ada")  # empty, with history: idle, it gives way to a new room
-    assert await store.enter("c", "ada") == ["ada"]
+    await store.exit("b", person("ada"))  # empty, with history: idle, it gives way to a new room
+    assert await store.enter("c", person("ada")) == people("ada")
     with pytest.raises(RoomLimit):
-        await store.enter("b", "ada")
+        await store.enter("b", person("ada"))
 
 
 async def test_max_rooms_0_is_no_limit() -> None:
     store, _ = await open_store(max_rooms=0)
     for n in range(50):
-        await store.enter(f"r{n}", "ada")
+        await store.enter(f"r{n}", person("ada"))
     assert len(store._rooms) == 50
 
 
@@ -501,26 +514,93 @@ async def test_max_rooms_0_is_no_limit() -> None:
 
 async def test_presence_counts_connections_and_announces_only_the_first_and_the_last() -> None:
     store, listener = await open_store()
-    assert await store.enter("a", "bob") == ["bob"]
-    assert await store.enter("a", "ada") == ["ada", "bob"]  # sorted, the joiner included
-    assert await store.enter("a", "ada") == ["ada", "bob"]  # a second tab: one presence
-    assert listener.presences == [("a", "bob", "join"), ("a", "ada", "join")]
-    await store.exit("a", "ada")
+    assert await store.enter("a", person("bob")) == people("bob")
+    assert await store.enter("a", person("ada")) == people("ada", "bob")  # sorted, the joiner included
+    assert await store.enter("a", person("ada")) == people("ada", "bob")  # a second tab: one presence
+    assert listener.presences == [("a", person("bob"), "join"), ("a", person("ada"), "join")]
+    await store.exit("a", person("ada"))
     assert listener.presences[2:] == []  # one tab of two left: still present
-    assert await store.enter("a", "cy") == ["ada", "bob", "cy"]
-    await store.exit("a", "ada")
-    await store.exit("a", "bob")
-    assert listener.presences[2:] == [("a", "cy", "join"), ("a", "ada", "leave"), ("a", "bob", "leave")]
-    assert await store.enter("a", "ada") == ["ada", "cy"]
+    assert await store.enter("a", person("cy")) == people("ada", "bob", "cy")
+    await store.exit("a", person("ada"))
+    await store.exit("a", person("bob"))
+    assert listener.presences[2:] == [
+        ("a", person("cy"), "join"),
+        ("a", person("ada"), "leave"),
+        ("a", person("bob"), "leave"),
+    ]
+    assert await store.enter("a", person("ada")) == people("ada", "cy")
 
 
 async def test_presence_is_per_room() -> None:
     store, listener = await open_store()
-    await store.enter("a", "ada")
-    assert await store.enter("b", "ada") == ["ada"]
-    await store.exit("a", "ada")
-    assert listener.presences == [("a", "ada", "join"), ("b", "ada", "join"), ("a", "ada", "leave")]
-    assert store._rooms["b"].users == {"ada": 1}
+    await store.enter("a", person("ada"))
+    assert await store.enter("b", person("ada")) == people("ada")
+    await store.exit("a", person("ada"))
+    assert listener.presences == [
+        ("a", person("ada"), "join"),
+        ("b", person("ada"), "join"),
+        ("a", person("ada"), "leave"),
+    ]
+    assert store._rooms["b"].users == {"u:ada": 1}
+
+
+# --- people: presence and say ids per uid ----------------------------------------------------------
+
+
+async def test_two_people_of_one_name_are_two_presences_each_announced() -> None:
+    store, listener = await open_store()
+    alice, other_alice = person("Alice", uid="u1"), person("Alice", uid="guest:x", guest=True)
+    assert await store.enter("a", alice) == [alice]
+    assert await store.enter("a", other_alice) == [other_alice, alice]  # sorted by name, then uid
+    assert listener.presences == [("a", alice, "join"), ("a", other_alice, "join")]
+    await store.exit("a", other_alice)
+    assert listener.presences[2:] == [("a", other_alice, "leave")]  # hers, not the first Alice's
+    assert await store.present("a") == [alice]
+
+
+async def test_one_uid_on_two_connections_is_one_presence_shown_as_it_entered_last() -> None:
+    store, listener = await open_store()
+    ada, renamed = person("ada", uid="u1"), person("Ada L.", uid="u1")  # her token's name changed, not her uid
+    await store.enter("a", ada)
+    assert await store.enter("a", renamed) == [renamed]  # one presence
+    assert listener.presences == [("a", ada, "join")]  # announced once
+    await store.exit("a", ada)
+    assert listener.presences[1:] == []  # one connection of two left: still present
+    await store.exit("a", renamed)
+    assert listener.presences[1:] == [("a", renamed, "leave")]
+    assert await store.present("a") == []
+
+
+async def test_a_say_id_is_one_uids_a_namesakes_say_with_it_is_published() -> None:
+    store, listener = await open_store(dedup_seconds=600)
+    alice, other_alice = person("Alice", uid="u1"), person("Alice", uid="u2")
+    for who in (alice, other_alice):
+        await store.enter("a", who)
+    assert await store.append("a", alice, "hers", "k") == (1, True)
+    assert await store.append("a", other_alice, "the other one's", "k") == (2, True)  # not pre-empted
+    assert await store.append("a", alice, "hers again", "k") == (1, False)
+    assert await store.append("a", other_alice, "again", "k") == (2, False)
+    assert [json.loads(stored.frame)["uid"] for _, stored in listener.messages] == ["u1", "u2"]
+
+
+async def test_a_msg_frame_says_who_said_it_name_uid_and_guest() -> None:
+    store, listener = await open_store()
+    guest = person("Ada", uid="guest:abc", guest=True)
+    await store.enter("a", guest)
+    await store.append("a", guest, "hi", None)
+    [(_, stored)] = listener.messages
+    assert json.loads(stored.frame) == {
+        "type": "msg",
+        "room": "a",
+        "offset": 1,
+        "ts": WALL_MS,
+        "user": "Ada",
+        "uid": "guest:abc",
+        "guest": True,
+        "text": "hi",
+    }
+    assert (await store.window("a", 0, 1)).newest == (stored,)  # replayed and paged as it was said
+    assert await store.before("a", 2, 1) == [stored]
 
 
 # --- the reads: before (load earlier) and window (join) --------------------------------------
@@ -529,7 +609,7 @@ async def test_presence_is_per_room() -> None:
 async def history_4_to_10() -> MemoryStore:
     """A room whose top is 10 and whose oldest retained offset is 4."""
     store, _ = await open_store(history_messages=7)
-    await store.enter("a", "ada")
+    await store.enter("a", person("ada"))
     await say(store, "a", 10)
     assert await retained(store, "a") == list(range(4, 11))
     return store

@@ -1,8 +1,9 @@
 """The memory store's bounds hold in real memory, as ``tracemalloc`` sees it (issue 18, item 6).
 
 Each test fills a store beyond its bounds with the worst inputs the protocol allows (a 64-character
-room name, a 32-emoji user name, a 64-emoji say id, 4000-character lines with one emoji: CPython
-then stores every character in 4 bytes), each a str of its own, as parsed requests give them.
+room name, a person with a 128-emoji uid and a 32-emoji name, a 64-emoji say id, 4000-character
+lines with one emoji: CPython then stores every character in 4 bytes), each a str of its own, as
+parsed requests and verified tokens give them.
 What the store holds, traced, must stay within what its settings allow, counted with the figures
 memory.py documents (OVERHEAD, SAY_ID_BYTES, ROOM_BYTES), plus SLACK; and the figures must not
 be inflated either: the store at its bounds holds at least 85% of what they add up to.
@@ -19,9 +20,11 @@ from typing import Any
 import pytest
 
 from asgi_chat import Settings
+from asgi_chat.engine.people import Person
 from asgi_chat.engine.replay import Stored
 from asgi_chat.engine.stores import RoomLimit
 from asgi_chat.engine.stores.memory import ROOM_BYTES, SAY_ID_BYTES, MemoryStore
+from tests.store_support import Unmoderated
 
 from .test_memory_store import WALL_MS, Clock
 
@@ -31,7 +34,7 @@ EMOJI = "\N{GRINNING FACE}"
 SLACK = 256 * 1024
 
 
-class Silent:
+class Silent(Unmoderated):
     """A listener that keeps nothing (what is traced is what the store holds) but a count of the
     bytes said."""
 
@@ -41,7 +44,7 @@ class Silent:
     def message(self, room: str, stored: Stored) -> None:
         self.said += stored.size
 
-    def presence(self, room: str, user: str, event: str) -> None: ...
+    def presence(self, room: str, person: Person, event: str) -> None: ...
     def gap(self, room: str, first: int, last: int, reason: str) -> None: ...
     def reset(self, room: str, epoch: str, offset: int) -> None: ...
 
@@ -61,8 +64,9 @@ def astral(n: int, width: int) -> str:
     return own(EMOJI * (width - len(digits)) + digits)
 
 
-def user_name(n: int) -> str:
-    return astral(n, 32)  # the longest name
+def a_person(n: int) -> Person:
+    """A person of their own: the longest uid (a token's sub: 128 printable characters) and name."""
+    return Person(astral(n, 128), astral(n, 32), False)
 
 
 def say_id(n: int) -> str:
@@ -112,7 +116,7 @@ async def open_store(clock: Clock | None = None, **settings: Any) -> tuple[Memor
 )
 async def test_history_takes_no_more_memory_than_its_byte_budget(text: str, then: str) -> None:
     budget = 4 * 1024 * 1024
-    rooms = [(room_name(n), user_name(n)) for n in range(8)]
+    rooms = [(room_name(n), a_person(n)) for n in range(8)]
     with tracing():
         traced = Traced()
         store, listener = await open_store(history_max_bytes=budget, max_rooms=16)
@@ -127,7 +131,7 @@ async def test_history_takes_no_more_memory_than_its_byte_budget(text: str, then
             if then == "one room trims itself":  # it keeps its latest 1000, leaving the rest behind
                 await store.append(rooms[0][0], rooms[0][1], own(text), None)
             else:  # a room of its own each time, idle with one line, which gives way in turn
-                room, user = room_name(1000 + n), user_name(n)
+                room, user = room_name(1000 + n), a_person(n)
                 await store.enter(room, user)
                 await store.append(own(room), user, own(text), None)
                 await store.exit(own(room), user)
@@ -145,7 +149,7 @@ async def test_say_ids_take_at_most_dedup_max_times_say_id_bytes() -> None:
         traced = Traced()
         store, _ = await open_store(max_rooms=10, dedup_max=dedup_max, history_max_bytes=history, history_messages=1)
         for n in range(2 * dedup_max):
-            room, user = room_name(n), user_name(n)
+            room, user = room_name(n), a_person(n)
             await store.enter(room, user)
             assert await store.append(own(room), user, "x", say_id(n)) == (1, True)
             await store.exit(own(room), user)
@@ -167,15 +171,15 @@ async def test_a_store_at_all_its_bounds_holds_what_the_docs_worst_case_adds_up_
         traced = Traced()
         store, _ = await open_store(clock, **settings)
         for n in range(2 * settings["dedup_max"]):  # idle rooms with history: at the cap, the oldest gives way
-            room, user = room_name(n), user_name(n)
+            room, user = room_name(n), a_person(n)
             await store.enter(room, user)
             await store.append(own(room), user, "x", say_id(n))
             await store.exit(own(room), user)
-        occupied = [(room_name(10**6 + n), user_name(n)) for n in range(settings["max_rooms"])]
+        occupied = [(room_name(10**6 + n), a_person(n)) for n in range(settings["max_rooms"])]
         for room, user in occupied:
             await store.enter(room, user)
         with pytest.raises(RoomLimit):  # every room has members now: a new one is refused
-            await store.enter(room_name(10**7), user_name(0))
+            await store.enter(room_name(10**7), a_person(0))
         for n in range(2 * settings["history_max_bytes"] // (4 * len(LINE))):
             room, user = occupied[n % len(occupied)]
             await store.append(room, user, own(LINE), None)

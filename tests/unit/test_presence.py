@@ -6,6 +6,9 @@ it through the store), and apply the frames they get as set operations: join add
 removes. Frames that reach a viewer still joining wait in its buffer and are applied after the
 list it read, as engine/rooms.py delivers them. Windows end whenever Hypothesis likes (the
 timer's work done by hand); after a last one, every viewer's list must equal the truth.
+
+Presence is a person's, counted by uid (engine/people.py): two of the users share a name, and so
+do the viewers, so a list kept by name would come out wrong.
 """
 
 from __future__ import annotations
@@ -20,17 +23,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from asgi_chat.engine.member import Member, Outgoing
+from asgi_chat.engine.people import Person
 from asgi_chat.engine.presence import Changes, Presence
 from asgi_chat.engine.room import Room
 
-USERS = ("amy", "bob", "cy", "dan")
+# Two people called amy: two presences. The viewers are all called "viewer" too.
+USERS = (Person("u-amy", "amy"), Person("u-bob", "bob"), Person("u-amy-2", "amy", guest=True), Person("u-dan", "dan"))
+AMY, BOB, AMY_2, DAN = USERS
 
 
 @dataclass(eq=False)
 class Viewer:
-    """A member of the room here, as far as presence goes: what it was sent, and its list."""
+    """A member of the room here, as far as presence goes: what it was sent, and its list (uids)."""
 
-    name: str
+    person: Person
     got: list[dict[str, Any]] = field(default_factory=list)
     view: set[str] | None = None  # None until its join has read the room's list
 
@@ -40,13 +46,13 @@ class Viewer:
     def apply(self, frames: list[dict[str, Any]]) -> None:
         assert self.view is not None
         for frame in frames:
-            self.view |= {person["user"] for person in frame["join"]}
-            self.view -= {person["user"] for person in frame["leave"]}
+            self.view |= {person["uid"] for person in frame["join"]}
+            self.view -= {person["uid"] for person in frame["leave"]}
 
 
 class World:
     def __init__(self) -> None:
-        self.truth: set[str] = set()
+        self.truth: set[str] = set()  # the uids present
         self.room = Room()
         self.presence = Presence("r", interval=3600.0, clock=lambda: 0.0)
         self.viewers: list[Viewer] = []
@@ -54,19 +60,19 @@ class World:
     def member(self, viewer: Viewer) -> Member:
         return cast(Member, viewer)  # Presence only calls offer() on a member
 
-    def toggle(self, user: str) -> None:
-        event = "leave" if user in self.truth else "join"
-        self.truth ^= {user}
-        self.presence.changed(self.room, user, event)
+    def toggle(self, person: Person) -> None:
+        event = "leave" if person.uid in self.truth else "join"
+        self.truth ^= {person.uid}
+        self.presence.changed(self.room, person, event)
 
     def seat(self, n: int) -> None:
-        viewer = Viewer(f"viewer{n}")
+        viewer = Viewer(Person(f"viewer-{n}", "viewer"))
         self.viewers.append(viewer)
         member = self.member(viewer)
-        self.room.seat(member, viewer.name, joining=True)
+        self.room.seat(member, viewer.person.uid, joining=True)  # as rooms.py seats a member: by uid
         self.presence.seated(member, quiet=False)
-        self.truth.add(viewer.name)  # its own join, told like any other
-        self.presence.changed(self.room, viewer.name, "join")
+        self.truth.add(viewer.person.uid)  # its own join, told like any other
+        self.presence.changed(self.room, viewer.person, "join")
 
     def read(self, viewer: Viewer) -> None:
         """The viewer's join reads the list, gets what its buffer held, and goes live."""
@@ -132,18 +138,20 @@ def play(world: World, steps: list[Step]) -> None:
             world.read(viewer)
     world.window_ends()
     for viewer in world.viewers:
-        assert viewer.view == world.truth, (viewer.name, steps)
+        assert viewer.view == world.truth, (viewer.person, steps)
 
 
 def test_a_settled_member_is_told_the_net_change_a_fresh_one_the_latest_events() -> None:
     changes = Changes()
-    for user, event in (("amy", "join"), ("amy", "leave"), ("bob", "leave"), ("bob", "join"), ("cy", "join")):
-        changes.add(user, event)
-    assert changes.net() == {"cy": "join"}  # amy came and went, bob went and came back: no news
-    assert changes.latest() == {"amy": "leave", "bob": "join", "cy": "join"}
+    for person, event in ((AMY, "join"), (AMY, "leave"), (BOB, "leave"), (BOB, "join"), (AMY_2, "join")):
+        changes.add(person, event)
+    # amy came and went, bob went and came back: no news; the other amy, another uid, came
+    assert changes.net() == {"u-amy-2": "join"}
+    assert changes.latest() == {"u-amy": "leave", "u-bob": "join", "u-amy-2": "join"}
+    assert changes.people == {"u-amy": AMY, "u-bob": BOB, "u-amy-2": AMY_2}
 
 
-def test_a_member_is_not_told_of_its_own_name_and_an_empty_frame_is_not_sent() -> None:
+def test_a_member_is_not_told_of_its_own_uid_and_an_empty_frame_is_not_sent() -> None:
     in_loop(alone)
 
 
@@ -174,7 +182,27 @@ def churn(world: World) -> None:
         for user in USERS:
             world.toggle(user)
     world.presence.flush(world.room)
-    joined = [{"user": user} for user in sorted(USERS)]
+    # sorted by name, then uid: both amys, each as shown (uid, name, guest)
+    joined = [person.shown() for person in (AMY, AMY_2, BOB, DAN)]
     assert [viewer.got for viewer in world.viewers] == [
         [{"type": "presence", "room": "r", "join": joined, "leave": []}]
     ] * 3
+
+
+def test_a_member_is_told_of_another_person_of_its_own_name_never_of_its_own_uid() -> None:
+    in_loop(namesakes)
+
+
+def namesakes(world: World) -> None:
+    world.seat(0)
+    world.seat(1)  # both called "viewer": two uids, two presences
+    for viewer in world.viewers:
+        world.read(viewer)
+    world.window_ends()
+    assert [viewer.view for viewer in world.viewers] == [{"viewer-0", "viewer-1"}] * 2
+    world.toggle(world.viewers[1].person)  # viewer 1 leaves (its last tab)
+    world.presence.flush(world.room)
+    left = [{"uid": "viewer-1", "user": "viewer", "guest": False}]
+    gone = {"type": "presence", "room": "r", "join": [], "leave": left}
+    assert world.viewers[0].got == [gone]  # told, though it has the same name
+    assert world.viewers[1].got == []  # its own uid: never

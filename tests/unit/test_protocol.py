@@ -15,12 +15,15 @@ from asgi_chat.endpoints.protocol import (
     History,
     Join,
     Leave,
+    Refresh,
     Request,
     Say,
     Since,
     parse_request,
 )
 from asgi_chat.engine import frames
+from asgi_chat.engine.people import Person
+from asgi_chat.identity import Identity
 
 MAX_TEXT = 10  # max_text_chars for these tables: small, so "+1" is easy to write
 
@@ -146,8 +149,8 @@ def test_an_id_is_checked_before_the_type() -> None:
     ("frame", "code"),
     [
         ({"type": "nope", "id": "r1"}, "bad_request"),  # unknown type: still answered with its id
-        ({"type": "hello", "id": "r1"}, "bad_request"),  # missing user
-        ({"type": "hello", "id": "r1", "user": " "}, "bad_name"),
+        ({"type": "hello", "id": "r1"}, "bad_name"),  # neither user nor token
+        ({"type": "hello", "id": "r1", "user": 7}, "bad_request"),
         ({"type": "join", "id": "r1", "room": "A"}, "bad_room"),
         ({"type": "say", "id": "r1", "room": "a", "text": "x" * (MAX_TEXT + 1)}, "too_large"),
         ({"type": "history", "id": "r1", "room": "a", "before": 1, "limit": 0}, "bad_request"),
@@ -163,66 +166,39 @@ def test_a_refusal_without_an_id_carries_none() -> None:
     assert refusal(json.dumps({"type": "join", "room": "A"})).request_id is None
 
 
-# --- hello -----------------------------------------------------------------------------------
+# --- hello and refresh --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("raw", "name"),
-    [
-        ("ada", "ada"),
-        ("  ada  ", "ada"),  # surrounding whitespace stripped
-        ("\tada\n", "ada"),  # a newline at either end is surrounding whitespace, not part of the name
-        ("ada\x85", "ada"),  # NEL (Cc) at an end: Python's str.strip counts it as whitespace, so it goes
-        ("ada lovelace", "ada lovelace"),  # inner spaces stay
-        ("e\u0301", "é"),  # NFC: e + combining acute is one character
-        ("Ångström", "Ångström"),
-        ("李小龙", "李小龙"),
-        ("a\u200bb", "a\u200bb"),  # a zero-width space is a format character (Cf), not a control (Cc)
-        ("a\u00adb", "a\u00adb"),  # a soft hyphen: Cf too
-        ("x" * 32, "x" * 32),  # the longest
-        ("e\u0301" * 32, "é" * 32),  # 64 code points, 32 characters once normalised
-        (" " + "x" * 32 + " ", "x" * 32),  # counted after stripping
-        ("1", "1"),
-    ],
-)
-def test_a_hello_name_is_stripped_and_nfc_normalised(raw: str, name: str) -> None:
-    assert parse({"type": "hello", "user": raw, "id": "h"}) == Hello("h", name)
+def test_a_hello_carries_the_name_asked_for_and_a_token_as_given() -> None:
+    # Names are checked where identities are made (identity/names.py): a guest's name, or a
+    # token's, which wins over the one asked for. The parser only reads the fields.
+    assert parse({"type": "hello", "user": " ada ", "id": "h"}) == Hello("h", " ada ")
+    assert parse({"type": "hello", "token": "a.b.c"}) == Hello(None, None, "a.b.c")
+    assert parse({"type": "hello", "user": "ada", "token": "a.b.c"}) == Hello(None, "ada", "a.b.c")
 
 
-@pytest.mark.parametrize(
-    "raw",
-    [
-        "",
-        "   ",  # nothing left once stripped
-        "x" * 33,  # one too many
-        "e\u0301" * 33,  # 33 after normalisation
-        "a\x00b",  # control characters (Unicode category Cc) inside the name
-        "a\nb",
-        "a\rb",
-        "a\tb",
-        "a\x1bb",  # ESC: terminal escape sequences in a log or a terminal client
-        "a\x7fb",  # DEL
-        "a\x85b",  # NEL: a C1 control
-        "a\x9fb",
-    ],
-)
-def test_a_bad_name_is_refused(raw: str) -> None:
-    error = refusal(json.dumps({"type": "hello", "user": raw}))
-    assert error.code == "bad_name"
-    assert "32" in error.message
+def test_a_hello_with_neither_name_nor_token_is_a_bad_name() -> None:
+    error = refusal(json.dumps({"type": "hello", "id": "h"}))
+    assert (error.code, error.request_id) == ("bad_name", "h")
 
 
-@pytest.mark.parametrize("user", [None, 7, ["ada"], {"name": "ada"}, True])
-def test_a_hello_whose_user_is_missing_or_not_a_string_is_a_bad_request(user: object) -> None:
-    frame: dict[str, object] = {"type": "hello"} if user is None else {"type": "hello", "user": user}
-    error = refusal(json.dumps(frame))
+@pytest.mark.parametrize("user", [7, ["ada"], {"name": "ada"}, True])
+def test_a_hello_whose_user_is_not_a_string_is_a_bad_request(user: object) -> None:
+    error = refusal(json.dumps({"type": "hello", "user": user}))
     assert (error.code, error.message) == ("bad_request", "user must be a string")
 
 
-def test_normalise_name_agrees_with_hello() -> None:
-    assert protocol.normalise_name(" e\u0301 ") == "é"
-    with pytest.raises(BadRequest):
-        protocol.normalise_name("a\x00")
+@pytest.mark.parametrize("token", ["", "x" * (protocol.MAX_TOKEN_CHARS + 1)])
+def test_a_token_of_no_or_too_many_characters_is_a_bad_request(token: str) -> None:
+    for kind in ("hello", "refresh"):
+        error = refusal(json.dumps({"type": kind, "user": "ada", "token": token}))
+        assert error.code == "bad_request"
+        assert str(protocol.MAX_TOKEN_CHARS) in error.message
+
+
+def test_a_refresh_carries_its_token() -> None:
+    assert parse({"type": "refresh", "token": "a.b.c", "id": "r"}) == Refresh("r", "a.b.c")
+    assert refusal(json.dumps({"type": "refresh"})).message == "token must be a string"
 
 
 # --- rooms -----------------------------------------------------------------------------------
@@ -424,51 +400,68 @@ def test_a_bad_history_is_a_bad_request(fields: dict[str, Any]) -> None:
 
 # --- server frames ---------------------------------------------------------------------------
 
+ADA, BOB, CY = Person("u1", "ada"), Person("guest:b", "bob", guest=True), Person("u3", "cy")
+
 
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (frames.welcome("ada", None), '{"type":"welcome","user":"ada"}'),
-        (frames.welcome("ada", "h1"), '{"type":"welcome","user":"ada","id":"h1"}'),
         (
-            frames.joined("a", "e1", 7, ["ada", "bob"], None),
-            '{"type":"joined","room":"a","epoch":"e1","offset":7,"presence":["ada","bob"],"count":2}',
+            frames.welcome(Identity("u1", "ada", False, False, (), 1700000000000), None, None),
+            '{"type":"welcome","user":"ada","uid":"u1","guest":false,"expires":1700000000000}',
+        ),
+        (
+            frames.welcome(Identity("guest:x", "ada", True, False, (), None), "g.t.k", "h1"),
+            '{"type":"welcome","user":"ada","uid":"guest:x","guest":true,"expires":null,"token":"g.t.k","id":"h1"}',
+        ),
+        (frames.refreshed(1700000000000, "r"), '{"type":"refreshed","expires":1700000000000,"id":"r"}'),
+        (
+            frames.joined("a", "e1", 7, [ADA, BOB], None),
+            '{"type":"joined","room":"a","epoch":"e1","offset":7,"presence":["ada","bob"],"count":2,'
+            '"members":[{"uid":"u1","user":"ada","guest":false},{"uid":"guest:b","user":"bob","guest":true}]}',
         ),
         (
             frames.joined("a", "e1", 0, [], "j"),
-            '{"type":"joined","room":"a","epoch":"e1","offset":0,"presence":[],"count":0,"id":"j"}',
+            '{"type":"joined","room":"a","epoch":"e1","offset":0,"presence":[],"count":0,"members":[],"id":"j"}',
         ),
         (
-            frames.joined("a", "e1", 0, ["ada"], None, listed=False),
+            frames.joined("a", "e1", 0, [ADA], None, listed=False),
             '{"type":"joined","room":"a","epoch":"e1","offset":0,"count":1}',
         ),
         (
-            frames.members("a", ["ada", "bob"], "p"),
-            '{"type":"members","room":"a","members":[{"user":"ada"},{"user":"bob"}],"count":2,"id":"p"}',
+            frames.joined("a", "e1", 3, [ADA, Person("u9", "ada")], None),  # two people of one name
+            '{"type":"joined","room":"a","epoch":"e1","offset":3,"presence":["ada","ada"],"count":2,'
+            '"members":[{"uid":"u1","user":"ada","guest":false},{"uid":"u9","user":"ada","guest":false}]}',
+        ),
+        (
+            frames.members("a", [ADA, BOB], "p"),
+            '{"type":"members","room":"a","members":[{"uid":"u1","user":"ada","guest":false},'
+            '{"uid":"guest:b","user":"bob","guest":true}],"count":2,"id":"p"}',
         ),
         (frames.ack("a", 3, None), '{"type":"ack","room":"a","offset":3}'),
         (frames.ack("a", 3, "s1"), '{"type":"ack","room":"a","offset":3,"id":"s1"}'),
         (frames.left("a", None), '{"type":"left","room":"a"}'),
         (frames.left("a", "l"), '{"type":"left","room":"a","id":"l"}'),
         (
-            frames.msg("a", 4, 1700000000123, "ada", "hi", None),
-            '{"type":"msg","room":"a","offset":4,"ts":1700000000123,"user":"ada","text":"hi"}',
+            frames.msg("a", 4, 1700000000123, ADA, "hi", None),
+            '{"type":"msg","room":"a","offset":4,"ts":1700000000123,"user":"ada","uid":"u1","guest":false,"text":"hi"}',
         ),
         (
-            frames.msg("a", 4, 5, "ada", "hi", "s1"),
-            '{"type":"msg","room":"a","offset":4,"ts":5,"user":"ada","text":"hi","id":"s1"}',
+            frames.msg("a", 4, 5, BOB, "hi", "s1"),
+            '{"type":"msg","room":"a","offset":4,"ts":5,"user":"bob","uid":"guest:b","guest":true,"text":"hi","id":"s1"}',
         ),
         (frames.gap("a", 2, 9, "trimmed"), '{"type":"gap","room":"a","from":2,"to":9,"reason":"trimmed"}'),
         (frames.gap("a", 10, 10, "limit"), '{"type":"gap","room":"a","from":10,"to":10,"reason":"limit"}'),
         (frames.reset("a", "e2", 0), '{"type":"gap","room":"a","reason":"reset","epoch":"e2","offset":0}'),
         (frames.reset("a", "e2", 7), '{"type":"gap","room":"a","reason":"reset","epoch":"e2","offset":7}'),
         (
-            frames.presence("a", ["bob"], []),
-            '{"type":"presence","room":"a","join":[{"user":"bob"}],"leave":[]}',
+            frames.presence("a", [BOB], []),
+            '{"type":"presence","room":"a","join":[{"uid":"guest:b","user":"bob","guest":true}],"leave":[]}',
         ),
         (
-            frames.presence("a", ["amy", "bob"], ["cy"]),
-            '{"type":"presence","room":"a","join":[{"user":"amy"},{"user":"bob"}],"leave":[{"user":"cy"}]}',
+            frames.presence("a", [ADA, BOB], [CY]),
+            '{"type":"presence","room":"a","join":[{"uid":"u1","user":"ada","guest":false},'
+            '{"uid":"guest:b","user":"bob","guest":true}],"leave":[{"uid":"u3","user":"cy","guest":false}]}',
         ),
         (
             frames.error("not_joined", "join it first"),
@@ -488,18 +481,19 @@ def test_each_server_frame_is_this_exact_json(text: str, expected: str) -> None:
 
 
 def test_non_ascii_is_written_as_is() -> None:
-    text = frames.msg("a", 1, 2, "Åsa", "李 ✓ é", "ü")
-    assert text == '{"type":"msg","room":"a","offset":1,"ts":2,"user":"Åsa","text":"李 ✓ é","id":"ü"}'
-    assert "\\u" not in frames.welcome("Åsa", None)
+    text = frames.msg("a", 1, 2, Person("ü:1", "Åsa"), "李 ✓ é", "ü")
+    said = '"user":"Åsa","uid":"ü:1","guest":false,"text":"李 ✓ é","id":"ü"}'
+    assert text == '{"type":"msg","room":"a","offset":1,"ts":2,' + said
+    assert "\\u" not in frames.welcome(Identity("u", "Åsa", False, False, (), None), None, None)
 
 
 def test_text_is_escaped_as_json() -> None:
-    text = frames.msg("a", 1, 2, "ada", 'say "hi"\n\\', None)
+    text = frames.msg("a", 1, 2, ADA, 'say "hi"\n\\', None)
     assert json.loads(text)["text"] == 'say "hi"\n\\'
 
 
 def test_a_history_wraps_the_msg_frames_as_they_were_encoded() -> None:
-    said = [frames.msg("a", n, 10 + n, "ada", f"line {n}", None) for n in (3, 4)]
+    said = [frames.msg("a", n, 10 + n, ADA, f"line {n}", None) for n in (3, 4)]
     text = frames.history("a", said, "h")
     assert text == '{"type":"history","room":"a","messages":[' + ",".join(said) + '],"id":"h"}'
     assert json.loads(text)["messages"] == [json.loads(frame) for frame in said]
@@ -515,7 +509,7 @@ def test_a_history_wraps_the_msg_frames_as_they_were_encoded() -> None:
     ],
 )
 def test_a_history_stays_valid_json_whatever_the_id(request_id: str) -> None:
-    said = [frames.msg("a", 1, 2, "ada", '"messages":[]', request_id)]
+    said = [frames.msg("a", 1, 2, ADA, '"messages":[]', request_id)]
     text = frames.history("a", said, request_id)
     frame = json.loads(text)
     assert frame == {"type": "history", "room": "a", "messages": [json.loads(said[0])], "id": request_id}

@@ -95,11 +95,12 @@ async def test_both_chats_keep_their_members_in_the_one_room_class() -> None:
     assert hub.members is hub.room.live  # the snapshot the hub offers each line to
     assert sorted(hub.room.users.values()) == ["client #7", "client #7", "client #8"]
     assert hub.room.names == {"client #7": 2, "client #8": 1}
-    ada = await RoomsClient(app).open("ada")
+    ada = await RoomsClient(app).open()
+    welcome = await ada.hello("ada")
     await ada.join("lobby")
     lobby = app.ctx.rooms._rooms["lobby"]
     assert type(lobby) is Room
-    assert list(lobby.users.values()) == ["ada"]
+    assert list(lobby.users.values()) == [welcome["uid"]]  # a room's members are in under their uid
     assert len(lobby.live) == 1
     await ada.disconnect()
     for client in chat:

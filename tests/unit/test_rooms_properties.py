@@ -1,15 +1,15 @@
 """Property-based tests of the rooms engine (engine/rooms.py over the memory store, issue 11).
 
-Hypothesis plays random interleavings of what three clients (two of them tabs of one name) do in
-two rooms: join (live, history K, resume from where they were, a foreign epoch, an offset above
-the top), say (sometimes resending an id), leave, disconnect, stall (stop reading: the fake
-server's sends wait, so the member's outbox fills, a join's replay pauses, and a full outbox
-drops the member), release (read again), and let time pass (so empty rooms are forgotten and a
-resume reads as another epoch). A join may also race a line from another process: said between
-the join's entering the room and its reading the window, as a store on the network allows, so
-the line reaches the joiner both in its window and in its joining buffer, and must come once.
-History, the byte budget, replay_max and the outbox are all tiny, so that trimming, limits and
-drops happen often.
+Hypothesis plays random interleavings of what three clients (two of them tabs of one person, one
+uid) do in two rooms, with a person of the same name (another uid) on another process: join (live,
+history K, resume from where they were, a foreign epoch, an offset above the top), say (sometimes
+resending an id), leave, disconnect, stall (stop reading: the fake server's sends wait, so the
+member's outbox fills, a join's replay pauses, and a full outbox drops the member), release (read
+again), and let time pass (so empty rooms are forgotten and a resume reads as another epoch). A
+join may also race a line from another process: said between the join's entering the room and its
+reading the window, as a store on the network allows, so the line reaches the joiner both in its
+window and in its joining buffer, and must come once. History, the byte budget, replay_max and the
+outbox are all tiny, so that trimming, limits and drops happen often.
 
 Each connection is a real :class:`~asgi_chat.engine.member.Member` over a real ``Session`` on the
 suite's fake server (``tests.helpers.WebSocketClient``), whose ``sent`` is what the client got.
@@ -23,8 +23,9 @@ Afterwards, for each connection and room, what the client got is checked against
   oldest retained offset), worked out here from those alone; then every live message, once, up
   to the room's top when the client left (unless its outbox was discarded: a drop, or a close
   while it was not reading; then what it got is a prefix of that);
-- each ``msg`` is exactly what was said at that offset; presence events are consistent and add
-  up to the store's presence when the client left;
+- each ``msg`` is exactly what was said at that offset, by whom (name, uid, guest); presence
+  events are consistent, per uid (never of one's own, always of a namesake's), and add up to the
+  store's presence when the client left;
 - and once everybody has gone: no member in any room, nobody present in the store, no task left.
 """
 
@@ -49,6 +50,7 @@ from asgi_chat.asgi.session import Session
 from asgi_chat.engine.fanout import Fanout
 from asgi_chat.engine.frames import msg as msg_frame
 from asgi_chat.engine.member import Flow, Member
+from asgi_chat.engine.people import Person
 from asgi_chat.engine.policy import SlowConsumerPolicy
 from asgi_chat.engine.replay import Window
 from asgi_chat.engine.rooms import JoinRequest, Rooms
@@ -58,8 +60,11 @@ from tests.helpers import TIMEOUT, WebSocketClient
 from tests.rooms_support import presence_of
 
 ROOMS = ("r0", "r1")
-USERS = ("ada", "bob", "ada")  # client -> its name: clients 0 and 2 are two tabs of one person
-ELSEWHERE = "eve"  # a user on another process: present in the store, with no member here
+ADA, BOB = Person("u-ada", "ada"), Person("u-bob", "bob", guest=True)
+USERS = (ADA, BOB, ADA)  # client -> who: clients 0 and 2 are two tabs of one person (one uid)
+# A person on another process, present in the store with no member here: another ada, so that
+# ada's tabs are told of her (another uid) as of anyone else.
+ELSEWHERE = Person("u-eve", "ada")
 WALL_MS = 1_700_000_000_000
 OUTBOX = 4  # a member with 4 lines waiting is dropped; a replay pauses once 2 are
 IDLE = 100.0  # room_idle_seconds
@@ -136,13 +141,13 @@ class Segment:
     history: int | None
     window: Window | None = None  # what the join read
     end_top: int | None = None  # the room's top when the connection left it
-    end_presence: list[str] | None = None  # the store's presence then, if the client had every frame by then
+    end_presence: list[str] | None = None  # the uids present in the store then, if the client had every frame by then
 
 
 @dataclass
 class Connection:
     client: int
-    user: str
+    user: Person
     server: WebSocketClient
     member: Member
     rooms: set[str] = field(default_factory=set)  # as the endpoint's Connection.rooms
@@ -183,7 +188,7 @@ class World:
         self.connections: list[Connection] = []
         self.current: dict[int, Connection] = {}  # client -> its open connection
         self.published: dict[tuple[str, str, int], Frame] = {}  # (room, epoch, offset) -> its msg frame
-        self.said: dict[tuple[str, str, str, str], int] = {}  # (room, epoch, user, say id) -> offset
+        self.said: dict[tuple[str, str, str, str], int] = {}  # (room, epoch, uid, say id) -> offset
         self.lines = itertools.count()
         self.paused_joins = 0  # joins whose replay waited for a client that was not reading
         self.duplicates = 0  # says whose id was used before
@@ -275,12 +280,12 @@ class World:
             conn.joining = task
             self.paused_joins += 1
 
-    async def say(self, user: str, room: str, say_id: str | None) -> None:
+    async def say(self, user: Person, room: str, say_id: str | None) -> None:
         state = self.store._rooms[room]
         epoch, top = state.epoch, state.top
         text = f"line {next(self.lines)}"
         offset, new = await self.store.append(room, user, text, say_id)  # Rooms.say's step, without its ack
-        key = (room, epoch, user, say_id or "")
+        key = (room, epoch, user.uid, say_id or "")  # an id is its uid's: a namesake's is another
         if say_id is not None and key in self.said:
             assert (offset, new, state.top) == (self.said[key], False, top), "a resent id was published again"
             self.duplicates += 1
@@ -290,7 +295,7 @@ class World:
             self.said[key] = offset
         self.published[(room, epoch, offset)] = json.loads(msg_frame(room, offset, WALL_MS, user, text, say_id))
 
-    async def unencodable(self, user: str, room: str) -> None:
+    async def unencodable(self, user: Person, room: str) -> None:
         """A text no UTF-8 encoder takes (a lone surrogate), past the endpoint's check: the store
         refuses it whole, and the room's next line still takes the next offset."""
         state = self.store._rooms[room]
@@ -301,7 +306,7 @@ class World:
         self.unencodables += 1
 
     async def from_elsewhere(self, room: str) -> None:
-        """Another process's user enters ``room`` (once) and says a line there."""
+        """Another process's person enters ``room`` (once) and says a line there."""
         if room not in self.elsewhere:
             self.elsewhere.add(room)
             await self.store.enter(room, ELSEWHERE)
@@ -404,27 +409,30 @@ def follow(world: World, conn: Connection, segment: Segment, frames: list[Frame]
     window = segment.window
     assert window is not None
     room, joined = segment.room, frames[0]
+    members = joined["members"]
     assert joined == {
         "type": "joined",
         "room": room,
         "epoch": window.epoch,
         "offset": window.top,
-        "presence": joined["presence"],
-        "count": len(joined["presence"]),
+        "presence": [member["user"] for member in members],  # the names, as before people
+        "count": len(members),
+        "members": members,
     }
-    assert joined["presence"] == sorted(set(joined["presence"]))
-    assert conn.user in joined["presence"]
-    present = set(joined["presence"])
+    assert members == sorted(members, key=lambda member: (member["user"], member["uid"]))
+    assert conn.user.shown() in members
+    present = {member["uid"] for member in members}
+    assert len(present) == len(members)  # one entry per uid, whatever the names
     items: list[Item] = []
     for frame in frames[1:]:
         if frame["type"] == "presence":
             # With no window (these Rooms have none) each change is a frame of its own.
             ((change, people),) = [(key, frame[key]) for key in ("join", "leave") if frame[key]]
-            user = people[0]["user"]
-            assert frame == presence_of(room, **{change: (user,)})
-            assert user != conn.user, "presence of one's own name (another tab) is not news"
-            assert (change, user in present) in (("join", False), ("leave", True)), (frame, present)
-            present ^= {user}
+            [person] = people
+            assert frame == presence_of(room, **{change: (person,)})
+            assert person["uid"] != conn.user.uid, "presence of one's own uid (another tab) is not news"
+            assert (change, person["uid"] in present) in (("join", False), ("leave", True)), (frame, present)
+            present ^= {person["uid"]}
         elif frame["type"] == "msg":
             assert frame == world.published[(room, window.epoch, frame["offset"])]
             items.append(("msg", frame["offset"]))
@@ -536,8 +544,8 @@ def briefly(conn: Connection, room: str) -> list[str]:
     words = {"joined": ("offset",), "msg": ("offset",), "gap": ("from", "to", "reason")}
 
     def brief(frame: Frame) -> str:
-        if frame["type"] == "presence":  # "presence bob leave": each change, as the frame lists them
-            changes = [f"{person['user']} {key}" for key in ("join", "leave") for person in frame[key]]
+        if frame["type"] == "presence":  # "presence u-bob leave": each change by uid, as the frame lists them
+            changes = [f"{person['uid']} {key}" for key in ("join", "leave") for person in frame[key]]
             return " ".join(["presence", *changes])
         return " ".join(str(frame.get(key)) for key in ("type", *words[frame["type"]]))
 
@@ -587,9 +595,21 @@ def test_a_scripted_run_exercises_trimming_limits_resets_stalls_and_drops() -> N
     assert world.paused_joins == 1
     tab = next(conn for conn in world.connections if conn.client == 2)
     # The tab's join paused in its replay (11 to 13) while 14 and 15 were said, then bob left.
-    assert briefly(tab, "r0") == ["joined 13", "msg 11", "msg 12", "msg 13", "msg 14", "msg 15", "presence bob leave"]
-    # Eve entered and said line 1 while bob's join read its window: bob's window has it, and so has
-    # his joining buffer, and he gets it once; her presence came after his joined, so he is told.
+    assert briefly(tab, "r0") == ["joined 13", "msg 11", "msg 12", "msg 13", "msg 14", "msg 15", "presence u-bob leave"]
+    # The other ada entered and said line 1 while bob's join read its window: bob's window has it,
+    # and so has his joining buffer, and he gets it once; her presence came after his joined, so
+    # he is told.
     bob = world.connections[1]
-    assert briefly(bob, "r1") == ["joined 1", "msg 1", "presence eve join", "presence eve leave"]
+    assert briefly(bob, "r1") == ["joined 1", "msg 1", "presence u-eve join", "presence u-eve leave"]
+    # Ada (client 0, her last connection) was in r1 as the other ada came and went: a namesake,
+    # she is told of her as of bob.
+    ada = next(conn for conn in reversed(world.connections) if conn.client == 0)
+    assert briefly(ada, "r1") == [
+        "joined 0",
+        "presence u-bob join",
+        "presence u-eve join",
+        "msg 1",
+        "presence u-eve leave",
+        "presence u-bob leave",
+    ]
     assert (world.duplicates, world.races, len(world.published)) == (1, 1, 16)

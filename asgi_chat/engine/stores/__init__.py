@@ -15,10 +15,14 @@ A say travels one way::
 
 The rules every store keeps:
 
+- People are :class:`~asgi_chat.engine.people.Person`: presence is counted per ``uid`` (two
+  people of one name are two presences, one person's two tabs one), listed sorted by name then
+  uid, and a person's latest name and guest flag are what a list shows.
 - ``append`` assigns the offset, appends to history and publishes in one atomic step, so a
-  room's offsets are one sequence, and a say ``id`` already used by that user in that room
-  within the dedup window is not published again (its first offset is returned). An offset is
-  assigned only to a message that is encoded and kept: a say that fails takes no offset.
+  room's offsets are one sequence, and a say ``id`` already used by that person (their uid) in
+  that room within the dedup window is not published again (its first offset is returned);
+  nobody's id pre-empts another uid's. An offset is assigned only to a message that is encoded
+  and kept: a say that fails takes no offset.
 - ``append`` never calls the listener itself: the engine is not re-entered while its call is
   on the way down. The listener hears the message on a turn of the store's own (the memory
   store: a step of its own on the event loop, ``loop.call_soon``, first in first out; Redis: the
@@ -37,10 +41,17 @@ The rules every store keeps:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..people import Person
 from ..replay import Stored, Window
+
+
+def listed(people: Iterable[Person]) -> list[Person]:
+    """People in the order every store lists them: by name, then uid."""
+    return sorted(people, key=lambda person: (person.name, person.uid))
 
 
 class StoreSettings(Protocol):
@@ -85,12 +96,18 @@ class StoreUnavailable(Exception):
     """The store cannot be reached now: say and join answer ``unavailable``."""
 
 
+class Forbidden(Exception):
+    """A moderator's ban (``enter``) or mute (``append``) holds for this uid in this room: the
+    request is answered ``forbidden``; the message says for how long."""
+
+
 class StoreListener(Protocol):
     def message(self, room: str, stored: Stored) -> None:
         """A message was published in ``room``: deliver it to this process's members."""
 
-    def presence(self, room: str, user: str, event: str) -> None:
-        """``user``'s first connection entered (``join``) or last one left (``leave``) ``room``."""
+    def presence(self, room: str, person: Person, event: str) -> None:
+        """``person``'s first connection (of their uid) entered (``join``) or last one left
+        (``leave``) ``room``."""
 
     def gap(self, room: str, first: int, last: int, reason: str) -> None:
         """Offsets ``first`` to ``last`` of ``room`` will not be delivered here (``lost``)."""
@@ -98,6 +115,17 @@ class StoreListener(Protocol):
     def reset(self, room: str, epoch: str, offset: int) -> None:
         """``room``'s history is gone and a new epoch began: positions of the old one mean nothing.
         What the listener hears of the room next is ``epoch``'s offset ``offset + 1`` on."""
+
+    def kicked(self, room: str, uid: str, by: str, reason: str) -> None:
+        """A moderator ``by`` put ``uid`` out of ``room``: its connections here leave the room, told
+        so. The store has already taken the uid's presence out of the room (one leave announced),
+        so the engine must not ``exit`` for them."""
+
+    def redacted(self, room: str, offset: int, by: str) -> None:
+        """Message ``offset`` of ``room`` lost its text and user (a moderator ``by``)."""
+
+    def disconnected(self, uid: str, reason: str) -> None:
+        """Every connection of ``uid`` here must close (4403): a moderator, or the operator."""
 
 
 class RoomStore(Protocol):
@@ -115,15 +143,41 @@ class RoomStore(Protocol):
     async def close(self) -> None:
         """Stop, and stop every task the store started; idempotent."""
 
-    async def enter(self, room: str, user: str) -> list[str]:
-        """One more connection of ``user`` in ``room`` (creating it, or raising RoomLimit); the
-        room's presence afterwards, sorted. The first connection of a user is announced."""
+    async def enter(self, room: str, person: Person) -> list[Person]:
+        """One more connection of ``person`` (their uid) in ``room`` (creating it, or raising
+        RoomLimit); the room's people afterwards, :func:`listed`. The first connection of a uid is
+        announced; the person entered last is how their uid is shown."""
 
-    async def exit(self, room: str, user: str) -> None:
-        """One connection fewer; the last one of a user is announced as a leave."""
+    async def exit(self, room: str, person: Person) -> None:
+        """One connection fewer of ``person``'s uid; its last one is announced as a leave."""
 
-    async def present(self, room: str) -> list[str]:
-        """The users in ``room`` now (on every process that shares the store), sorted."""
+    async def present(self, room: str) -> list[Person]:
+        """The people in ``room`` now (on every process that shares the store), :func:`listed`."""
+
+    # --- moderation: every call below reaches every process that shares the store ----------
+
+    async def kick(self, room: str, uid: str, by: str, reason: str, ban_seconds: float = 0) -> None:
+        """``uid`` out of ``room``: its presence there removed (one leave announced), and every
+        process's listener told (``kicked``) on a turn of its own. With ``ban_seconds``, its
+        ``enter`` of the room raises :class:`Forbidden` that long, across reconnects."""
+
+    async def unban(self, room: str, uid: str) -> None:
+        """End a ban early (nothing when there is none)."""
+
+    async def mute(self, room: str, uid: str, seconds: float) -> None:
+        """``uid``'s ``append`` to ``room`` raises :class:`Forbidden` for ``seconds``."""
+
+    async def unmute(self, room: str, uid: str) -> None:
+        """End a mute early (nothing when there is none)."""
+
+    async def redact(self, room: str, offset: int, by: str) -> bool:
+        """The retained message ``offset`` keeps its offset and loses its text and user: every
+        later ``window``, ``before`` and feed fill holds it as a redacted ``msg``
+        (frames.redacted_msg), and every process's listener is told (``redacted``). False when
+        the room retains no such message (nothing done)."""
+
+    async def disconnect(self, uid: str, reason: str) -> None:
+        """Every process's listener is told to close ``uid``'s connections (``disconnected``)."""
 
     async def window(self, room: str, after: int, limit: int) -> Window:
         """The room's position now, and its newest ``limit`` retained messages with offset > ``after``."""
@@ -131,7 +185,8 @@ class RoomStore(Protocol):
     async def before(self, room: str, before: int, limit: int) -> list[Stored]:
         """The newest ``limit`` retained messages with offset < ``before``, ascending."""
 
-    async def append(self, room: str, user: str, text: str, say_id: str | None) -> tuple[int, bool]:
-        """Publish a message: (its offset, True), or for a duplicate say id (the first offset, False).
+    async def append(self, room: str, person: Person, text: str, say_id: str | None) -> tuple[int, bool]:
+        """Publish ``person``'s message: (its offset, True), or for a say id their uid already used
+        in the room (the first offset, False).
         Never calls the listener itself; returns once the listener here has heard the message
         (the rules above)."""

@@ -13,7 +13,7 @@ one process does with the memory store:
   (a message's body in bytes plus :data:`OVERHEAD`). Past the budget the oldest go first,
   whichever room holds them: trimmed from the front of their room's stream with ``XTRIM MINID``,
   so what a room keeps is always one run of offsets, and its first retained offset stays exact.
-- **say ids** (``dedup_max``): ``says`` maps ``"<room> <sha1 of user and id>"`` to the first
+- **say ids** (``dedup_max``): ``says`` maps ``"<room> <sha1 of uid and id>"`` to the first
   ``"<epoch>:<offset>"``, and ``says:expiry`` scores each by when it expires: the oldest go
   first past the cap, the expired at every say.
 
@@ -40,18 +40,22 @@ OVERHEAD: Final = 200
 TRIM_BATCH: Final = 100
 # The deployment's keys, in the order every bounded script takes them as KEYS[1] to KEYS[5].
 GLOBAL_KEYS: Final = ("rooms", "history", "history:bytes", "says", "says:expiry")
-ROOM_KEYS: Final = ("meta", "stream", "here", "users")  # a room's keys, in the order scripts take them
+# A room's keys, in the order scripts take them.
+ROOM_KEYS: Final = ("meta", "stream", "here", "users", "people", "redacted")
 
 # The start of every script that keeps a bound (see :func:`bounded`). KEYS: the five above, then
-# four per room passed. ARGV: now (ms), the rooms' prefix (a room's channel is prefix .. room), how
-# long room keys are kept (ms), the script's own arguments (FIXED in all, these three included),
-# then the rooms' names in the order of their keys.
+# six per room passed (ROOM_KEYS), then at most one of the script's own (a ban, a mute). ARGV: now
+# (ms), the rooms' prefix (a room's channel is prefix .. room), how long room keys are kept (ms),
+# the script's own arguments (FIXED in all, these three included), then the rooms' names in the
+# order of their keys.
 PRELUDE: Final = """
 local ROOMS, HISTORY, BYTES, SAYS, SAY_EXPIRY = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local now, PREFIX, KEEP = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local at = {}  -- room name -> where its keys start in KEYS
-for i = FIXED + 1, #ARGV do at[ARGV[i]] = 5 + 4 * (i - FIXED - 1) end
-local function key(room, n) return KEYS[at[room] + n] end  -- n: 1 meta, 2 stream, 3 here, 4 users
+for i = FIXED + 1, #ARGV do at[ARGV[i]] = 5 + 6 * (i - FIXED - 1) end
+-- n: 1 meta, 2 stream, 3 here, 4 users, 5 people, 6 redacted. After the rooms' keys, a script may
+-- take one more of its own (a ban or a mute): KEYS[#KEYS].
+local function key(room, n) return KEYS[at[room] + n] end
 
 -- A key gets its expiry after the write that may have created it, so none lives without one.
 local function keep(ms, ...)
@@ -82,16 +86,29 @@ local function unlist(room, epoch, entry)  -- a stream entry that goes: out of t
   if redis.call('ZREM', HISTORY, member) == 1 then redis.call('DECRBY', BYTES, size) end
 end
 
+-- A person as people holds them (their shown() JSON); a uid entered by the version before people
+-- has no entry there: its name was its uid, and it was no guest.
+local function shown(room, uid)
+  return redis.call('HGET', key(room, 5), uid) or cjson.encode({uid = uid, user = uid, guest = false})
+end
+
+-- A uid's last presence entry went: out of the room's users and people, its leave announced once.
+local function gone(room, uid)
+  local person = shown(room, uid)
+  redis.call('HDEL', key(room, 4), uid)
+  redis.call('HDEL', key(room, 5), uid)
+  redis.call('PUBLISH', PREFIX .. room, 'p leave ' .. person)
+end
+
 -- Presence entries past their deadline belong to processes that stopped refreshing them (killed,
--- host lost): each is removed by exactly one caller, so each user whose last entry it was is
+-- host lost): each is removed by exactly one caller, so each uid whose last entry it was is
 -- announced as left exactly once.
 local function reap(room)
   local here, users = key(room, 3), key(room, 4)
   for _, entry in ipairs(redis.call('ZRANGEBYSCORE', here, '-inf', now)) do
-    local user = string.sub(entry, string.find(entry, ' ', 1, true) + 1)
-    if redis.call('ZREM', here, entry) == 1 and redis.call('HINCRBY', users, user, -1) <= 0 then
-      redis.call('HDEL', users, user)
-      redis.call('PUBLISH', PREFIX .. room, 'p leave ' .. user)
+    local uid = string.sub(entry, string.find(entry, ' ', 1, true) + 1)
+    if redis.call('ZREM', here, entry) == 1 and redis.call('HINCRBY', users, uid, -1) <= 0 then
+      gone(room, uid)
     end
   end
 end
@@ -101,7 +118,7 @@ local function forget(room)  -- its keys, its messages' places in the order, its
   if epoch then
     for _, entry in ipairs(redis.call('XRANGE', key(room, 2), '-', '+')) do unlist(room, epoch, entry) end
   end
-  redis.call('DEL', key(room, 1), key(room, 2), key(room, 3), key(room, 4))
+  redis.call('DEL', key(room, 1), key(room, 2), key(room, 3), key(room, 4), key(room, 5), key(room, 6))
   redis.call('ZREM', ROOMS, room)
 end
 
@@ -166,6 +183,7 @@ local function evict(budget)
     evicted = true
     if redis.call('HGET', key(room, 1), 'epoch') == epoch then  -- else that history is gone already
       redis.call('XTRIM', key(room, 2), 'MINID', (offset + 1) .. '-0')
+      redis.call('HDEL', key(room, 6), offset)  -- a redaction goes with its message
       vacated(room)
     end
   end
@@ -190,7 +208,10 @@ local function trim_room(room, epoch, length, batch)
   local excess = redis.call('XLEN', stream) - length
   if excess <= batch then return end
   local oldest = redis.call('XRANGE', stream, '-', '+', 'COUNT', excess)
-  for _, entry in ipairs(oldest) do unlist(room, epoch, entry) end
+  for _, entry in ipairs(oldest) do
+    unlist(room, epoch, entry)
+    redis.call('HDEL', key(room, 6), string.match(entry[1], '^%d+'))  -- a redaction goes with its message
+  end
   redis.call('XTRIM', stream, 'MINID', (tonumber(string.match(oldest[#oldest][1], '^%d+')) + 1) .. '-0')
 end
 

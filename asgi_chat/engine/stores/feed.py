@@ -20,8 +20,9 @@ reaches the joiner live, after its replay, a second time.
 
 A Feed is not a room's membership (that is the engine's :class:`~asgi_chat.engine.room.Room`):
 it is the store's side of a room in this process, the delivery order above, and
-:attr:`Feed.users`, this process's connections per user, which its presence entries in Redis
-stand for (the first one enters, the last one exits).
+:attr:`Feed.users`, this process's connections per uid, which its presence entries in Redis
+stand for (the first one enters, the last one exits, a kick drops them all), with
+:attr:`Feed.people`, the person each uid entered as last (what the entries' refreshes show).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from ..people import Person
 from ..replay import LOST, Stored
 from . import StoreListener
 
@@ -45,13 +47,20 @@ class Feed:
     room: str
     listener: StoreListener | None
     fetch: Fetch
-    users: Counter[str] = field(default_factory=Counter)  # user -> connections here
+    users: Counter[str] = field(default_factory=Counter)  # uid -> connections here
+    people: dict[str, Person] = field(default_factory=dict)  # uid -> the person, as entered last here
     epoch: str | None = None
     last: int | None = None  # the last offset delivered here; None until the first window
     confirmed: asyncio.Event = field(default_factory=asyncio.Event)  # our subscription is live
     early: list[tuple[str, int, str]] = field(default_factory=list)  # heard before the first window
     # Says from here awaiting their own message: (epoch, offset, woken when it has been handed over).
     waiting: list[tuple[str, int, asyncio.Future[None]]] = field(default_factory=list)
+
+    def drop(self, uid: str) -> bool:
+        """A moderator put ``uid`` out of the room: its connections here no longer count (their
+        exits do nothing, and no second leave is told). Whether it had any."""
+        self.people.pop(uid, None)
+        return self.users.pop(uid, 0) > 0
 
     def start(self, epoch: str, top: int) -> None:
         """The first join's window: live from ``top``, with what was heard early that follows it."""

@@ -26,7 +26,7 @@ by tests/unit/test_memory_store_memory.py, which fills the store with the worst 
   forgotten at once; one with history, once silent for ``room_idle_seconds`` (swept when a room
   is entered, so a store with nobody in it holds no task), or sooner when a new room needs its
   slot: the one idle longest gives way. A new room is refused only when every room has members;
-- a say id is remembered per user and room for ``dedup_seconds``, and at most ``dedup_max`` of
+- a say id is remembered per uid and room for ``dedup_seconds``, and at most ``dedup_max`` of
   them for the whole process (the oldest are forgotten first).
 
 Epochs are random per room creation, so after a restart (memory gone) every position a client
@@ -44,8 +44,11 @@ from collections.abc import Callable
 from itertools import islice
 
 from .. import frames
+from ..people import Person
 from ..replay import Stored, Window
-from . import Bound, RoomLimit, StoreListener, StoreSettings
+from . import Bound, RoomLimit, StoreListener, StoreSettings, listed
+from .memory_moderation import MemoryModeration
+from .sanctions import Sanctions
 
 # What a retained message costs beyond sys.getsizeof(frame), counted against the byte budget so
 # that history_max_bytes is the memory history really takes (tracemalloc, CPython 3.11): its
@@ -53,20 +56,22 @@ from . import Bound, RoomLimit, StoreListener, StoreSettings
 # its share of the stale entries the global order may hold: at most one per four retained, of
 # 157 bytes each (the entry, its int, the epoch of a room forgotten since).
 OVERHEAD = 232
-# What the other bounds cost at worst (same measure; a 64-character room name, a 32-emoji user
-# name, a 64-emoji say id, none shared): docs/rooms.md's worst case is made of these three.
-SAY_ID_BYTES = 1100  # one say id remembered, its room forgotten since (measured: 983 to 1,065)
-ROOM_BYTES = 1600  # a room beyond its history, with one member (measured: 1,245 to 1,500)
+# What the other bounds cost at worst (same measure; a 64-character room name, a person with a
+# 128-emoji uid and a 32-emoji name, a 64-emoji say id, none shared): docs/rooms.md's worst case
+# is made of these three. A say id keeps its uid (dedup is per uid), a room its person.
+SAY_ID_BYTES = 1500  # one say id remembered, its room forgotten since (measured: 1,400 to 1,490)
+ROOM_BYTES = 2400  # a room beyond its history, with one member (measured: 2,310 to 2,360)
 
 
 class _History:
     """One room as the store keeps it: its epoch, its numbered messages, and who is present.
 
     Not the room's members (those are the engine's, engine/room.py): the presence here counts a
-    user's connections in the room, which is what every member is told and a join is shown.
+    person's connections in the room (by uid), which is what every member is told and a join is
+    shown.
     """
 
-    __slots__ = ("epoch", "first", "history", "name", "top", "users")
+    __slots__ = ("epoch", "first", "history", "name", "people", "top", "users")
 
     def __init__(self, name: str, epoch: str) -> None:
         self.name = name  # the one copy of the name every key of the store's shares
@@ -74,7 +79,8 @@ class _History:
         self.top = 0
         self.first = 1  # the oldest offset retained (top + 1 when none is)
         self.history: deque[Stored] = deque()
-        self.users: Counter[str] = Counter()  # user -> connections in the room
+        self.users: Counter[str] = Counter()  # uid -> connections in the room
+        self.people: dict[str, Person] = {}  # uid -> the person, as entered last
 
     def trim_oldest(self) -> int:
         """Forget the oldest retained message; the bytes it took."""
@@ -83,7 +89,7 @@ class _History:
         return stored.size
 
 
-class MemoryStore:
+class MemoryStore(MemoryModeration):
     def __init__(
         self,
         settings: StoreSettings,
@@ -106,9 +112,11 @@ class MemoryStore:
         self._order: deque[tuple[str, int]] = deque()  # (epoch, offset) of every message retained, in append order
         self.bytes = 0  # what retained messages take, OVERHEAD included
         self.retained = 0  # how many messages all rooms retain
-        # (room, user, say id) -> (the room's epoch then, first offset, expiry); oldest first. The
+        # (room, uid, say id) -> (the room's epoch then, first offset, expiry); oldest first. The
         # epoch, not the room's state: an entry must not keep a forgotten room's state alive.
         self._dedup: OrderedDict[tuple[str, str, str], tuple[str, int, float]] = OrderedDict()
+        self.bans = Sanctions(clock)  # (room, uid) under a moderator's ban: enter is Forbidden
+        self.mutes = Sanctions(clock)  # (room, uid) muted: append is Forbidden (memory_moderation.py)
 
     @property
     def healthy(self) -> bool:
@@ -133,35 +141,42 @@ class MemoryStore:
 
     # --- presence -------------------------------------------------------------------------
 
-    async def enter(self, room: str, user: str) -> list[str]:
+    async def enter(self, room: str, person: Person) -> list[Person]:
+        self.check_ban(room, person.uid)
         self._sweep()  # an idle room entered again is forgotten first: a new epoch, not old history
         state = self._rooms.get(room) or self._create(room)
         self._idle.pop(room, None)
-        state.users[user] += 1
-        if state.users[user] == 1:
-            self._tell_presence(room, user, "join")
-        return sorted(state.users)
+        uid = person.uid
+        state.users[uid] += 1
+        state.people[uid] = person
+        if state.users[uid] == 1:
+            self._tell_presence(room, person, "join")
+        return listed(state.people.values())
 
-    async def exit(self, room: str, user: str) -> None:
+    async def exit(self, room: str, person: Person) -> None:
         state = self._rooms[room]
-        state.users[user] -= 1
-        if not state.users[user]:
-            del state.users[user]
-            self._tell_presence(room, user, "leave")
-        if state.users:
-            return
+        uid = person.uid
+        state.users[uid] -= 1
+        if not state.users[uid]:
+            del state.users[uid]
+            self._tell_presence(room, state.people.pop(uid, person), "leave")
+        if not state.users:
+            self._emptied(state)
+
+    def _emptied(self, state: _History) -> None:
+        """The room's last person left (or was put out)."""
         if state.history:
             self._idle[state.name] = self._clock()  # kept for a resume, until it must give way
         else:
             self._forget(state)  # nothing in it worth a slot: holding it would lock others out
 
-    async def present(self, room: str) -> list[str]:
+    async def present(self, room: str) -> list[Person]:
         state = self._rooms.get(room)
-        return sorted(state.users) if state is not None else []
+        return listed(state.people.values()) if state is not None else []
 
-    def _tell_presence(self, room: str, user: str, event: str) -> None:
+    def _tell_presence(self, room: str, person: Person, event: str) -> None:
         if self._listener is not None:
-            self._listener.presence(room, user, event)
+            self._listener.presence(room, person, event)
 
     def _create(self, room: str) -> _History:
         limit = self.settings.max_rooms
@@ -209,38 +224,39 @@ class MemoryStore:
         end = min(max(before - state.first, 0), len(state.history))  # index of the first offset >= before
         return list(islice(state.history, max(end - limit, 0), end))
 
-    async def append(self, room: str, user: str, text: str, say_id: str | None) -> tuple[int, bool]:
+    async def append(self, room: str, person: Person, text: str, say_id: str | None) -> tuple[int, bool]:
         """Publish, as one step of its own on the loop (see the module docstring); a say cancelled
         before its step ran is not published."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[tuple[int, bool]] = loop.create_future()
-        loop.call_soon(self._append_step, done, room, user, text, say_id)
+        loop.call_soon(self._append_step, done, room, person, text, say_id)
         return await done
 
     def _append_step(
-        self, done: asyncio.Future[tuple[int, bool]], room: str, user: str, text: str, say_id: str | None
+        self, done: asyncio.Future[tuple[int, bool]], room: str, person: Person, text: str, say_id: str | None
     ) -> None:
         if done.cancelled():
             return
         try:
-            done.set_result(self._append(room, user, text, say_id))
+            done.set_result(self._append(room, person, text, say_id))
         except Exception as error:  # an unencodable text, a bug in the listener: the say's to hear
             done.set_exception(error)
 
-    def _append(self, room: str, user: str, text: str, say_id: str | None) -> tuple[int, bool]:
+    def _append(self, room: str, person: Person, text: str, say_id: str | None) -> tuple[int, bool]:
         state = self._rooms[room]
+        self.check_mute(room, person.uid)
         if say_id is not None:
-            first = self._seen(room, state, user, say_id)
+            first = self._seen(room, state, person.uid, say_id)
             if first is not None:
                 return first, False
         offset = state.top + 1
-        frame = frames.msg(room, offset, self._wall_ms(), user, text, say_id)
+        frame = frames.msg(room, offset, self._wall_ms(), person, text, say_id)
         frame.encode()  # raises for a text with no UTF-8 (a lone surrogate): before it is numbered
-        stored = Stored(offset, frame, sys.getsizeof(frame) + OVERHEAD)
+        stored = Stored(offset, frame, self._size(frame))
         state.top = offset
         self._retain(state, stored)
         if say_id is not None:
-            self._remember(state, user, say_id, offset)
+            self._remember(state, person.uid, say_id, offset)
         if self._listener is not None:
             self._listener.message(room, stored)
         return offset, True
@@ -266,6 +282,9 @@ class MemoryStore:
             # quarter of what is retained (which OVERHEAD counts), at a few steps per append.
             self._order = deque(entry for entry in self._order if self._holder(*entry) is not None)
 
+    def _size(self, frame: str) -> int:
+        return sys.getsizeof(frame) + OVERHEAD  # what Python holds for it (the module docstring)
+
     def _holder(self, epoch: str, offset: int) -> _History | None:
         """The room that still retains this message of the global order, if any."""
         owner = self._by_epoch.get(epoch)
@@ -273,9 +292,9 @@ class MemoryStore:
 
     # --- dedup ----------------------------------------------------------------------------
 
-    def _seen(self, room: str, state: _History, user: str, say_id: str) -> int | None:
+    def _seen(self, room: str, state: _History, uid: str, say_id: str) -> int | None:
         self._expire_ids()
-        entry = self._dedup.get((room, user, say_id))
+        entry = self._dedup.get((room, uid, say_id))
         # A room forgotten and created anew is another history (another epoch): its ids are not the old one's.
         return entry[1] if entry is not None and entry[0] == state.epoch else None
 
@@ -287,8 +306,8 @@ class MemoryStore:
                 break
             del self._dedup[key]
 
-    def _remember(self, state: _History, user: str, say_id: str, offset: int) -> None:
-        key = (state.name, user, say_id)  # the room's own copy of its name: one for all its ids
+    def _remember(self, state: _History, uid: str, say_id: str, offset: int) -> None:
+        key = (state.name, uid, say_id)  # the room's own copy of its name: one for all its ids
         self._dedup.pop(key, None)  # a key assigned anew keeps its old place: expiry order needs the end
         self._dedup[key] = (state.epoch, offset, self._clock() + self.settings.dedup_seconds)
         limit = self.settings.dedup_max

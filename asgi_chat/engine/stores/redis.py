@@ -15,7 +15,7 @@ ids) hold for the whole deployment, kept by the same scripts (bounds.py); :meth:
 shows them as of the latest reply, each script's and the presence task's.
 
 What each process keeps is only what it serves: the rooms with members here (:class:`Feed`:
-their local connections per user, the epoch and the last offset delivered here). A process
+their local connections per uid, the epoch and the last offset delivered here). A process
 subscribes to a room's channel while it has members in it, and a join waits for that
 subscription to be confirmed before it reads the room's window (the rooms engine buffers what
 arrives meanwhile and merges by offset), and gets the window once the feed here has handed over
@@ -25,14 +25,15 @@ one, or a pub/sub connection that comes back, is caught up from the stream; an e
 say returns once its own message has come back here that way, so that its ``ack`` follows its
 ``msg``.
 
-Presence across processes: each process keeps one entry per (room, user) it serves, refreshed
-every third of ``presence_timeout``; a user's join and leave are announced by the Lua script
-that takes their count across processes from 0 to 1 or 1 to 0, so exactly once. A process that
+Presence across processes: each process keeps one entry per (room, uid) it serves, refreshed
+every third of ``presence_timeout``; a person's join and leave are announced by the Lua script
+that takes their uid's count across processes from 0 to 1 or 1 to 0, so exactly once, carrying
+the person as JSON (records.py); the room's ``people`` hash shows each uid present. A process that
 dies without a word stops refreshing, and the first process alive to sweep after the deadline
 (every third of the timeout) announces the leave, once, within about 1.33 x the timeout; if
 none is there to sweep, the entry and the count expire together, so a later joiner never sees it.
 
-What Redis holds of a message is its fields (time, user, text, say id), not a frame: the script
+What Redis holds of a message is its fields (time, name, text, say id, uid, guest), not a frame: the script
 numbers it, and each process that delivers it encodes its ``msg`` frame once (engine/frames.py),
 so no frame is ever cut open to put an offset in. Entries of an older version, whose field ``f`` is
 the frame itself, and its ``m`` messages on a room's channel are still read (lua.py lists both).
@@ -52,14 +53,16 @@ from collections.abc import Awaitable
 from functools import partial
 
 from ..link_policy import describe
+from ..people import Person
 from ..redis_link import LinkUnavailable, RedisLink, cancel_all
 from ..replay import Stored, Window
-from . import Bound, RoomLimit, StoreListener, StoreSettings, StoreUnavailable, records
+from . import Bound, RoomLimit, StoreListener, StoreSettings, StoreUnavailable, listed, records
 from .feed import Feed
-from .scripts import Scripts, now_ms
+from .moderation import Moderated
+from .scripts import Scripts, forbidden, now_ms
 
 
-class RedisStore:
+class RedisStore(Moderated):  # kick, ban, mute, redact, disconnect: moderation.py
     def __init__(self, link: RedisLink, settings: StoreSettings) -> None:
         self.link = link
         self.settings = settings
@@ -69,6 +72,7 @@ class RedisStore:
         self._listener: StoreListener | None = None
         self._served: dict[str, Feed] = {}
         self._presence: asyncio.Task[None] | None = None
+        self._control_ready = asyncio.Event()  # the control channel's subscription is confirmed
 
     def bounds(self) -> tuple[Bound, ...]:
         return self._scripts.bounds
@@ -87,6 +91,7 @@ class RedisStore:
             await self.link.open()
         except LinkUnavailable as error:
             raise StoreUnavailable(str(error)) from None
+        await self._follow_control()  # or the link closed again, and StoreUnavailable
         self._presence = asyncio.create_task(self._keep_presence(), name="asgi_chat rooms presence")
 
     async def close(self) -> None:
@@ -97,6 +102,7 @@ class RedisStore:
         for room in list(self._served):
             await self.link.unsubscribe(self._channel(room))
         self._served.clear()
+        await self._unfollow_control()
         await self.link.close()
 
     def _channel(self, room: str) -> str:
@@ -104,32 +110,40 @@ class RedisStore:
 
     # --- presence -------------------------------------------------------------------------
 
-    async def enter(self, room: str, user: str) -> list[str]:
+    async def enter(self, room: str, person: Person) -> list[Person]:
         served = self._served.get(room)
         if served is None:
             served = self._served[room] = Feed(room, self._listener, partial(self._range, room))
             await self._subscribe(room, served)
-        served.users[user] += 1
+        uid = person.uid
+        served.users[uid] += 1
+        shown_before = served.people.get(uid)
+        served.people[uid] = person
         try:
-            if served.users[user] == 1:
-                await self._enter(room, user, self.settings.max_rooms)
-            users = await self.present(room)
+            if served.users[uid] == 1:
+                await self._enter(room, person, self.settings.max_rooms)
+            elif shown_before != person:  # present here already, under another name: shown as this one now
+                await self._enter(room, person, 0)
+            people = await self.present(room)
         except BaseException:
-            await self.exit(room, user)
+            await self.exit(room, person)
             raise
-        return users
+        return people
 
-    async def present(self, room: str) -> list[str]:
-        # Entries of processes that stopped refreshing are swept first: none of their users shows.
+    async def present(self, room: str) -> list[Person]:
+        # Entries of processes that stopped refreshing are swept first: none of their people shows.
         reply = await self._scripts.run_rooms("REAP", room, [], [])
         self._scripts.counted(reply[2:5])
-        return sorted(name.decode() for name in reply[1])
+        return listed(records.person(shown) for shown in reply[1])
 
-    async def _enter(self, room: str, user: str, limit: int) -> None:
-        """Be present (again) as ``user``; a room new to the deployment counts against ``limit``."""
+    async def _enter(self, room: str, person: Person, limit: int) -> None:
+        """Be present (again) as ``person``; a room new to the deployment counts against ``limit``."""
         timeout_ms = int(self.settings.presence_timeout * 1000)
-        args: list[object] = [f"{self.process} {user}", user, now_ms() + timeout_ms, 2 * timeout_ms, limit]
-        reply = await self._scripts.run_rooms("ENTER", room, args, [])
+        entry, deadline = f"{self.process} {person.uid}", now_ms() + timeout_ms
+        args: list[object] = [entry, person.uid, records.shown(person), deadline, 2 * timeout_ms, limit]
+        reply = await self._scripts.run_rooms("ENTER", room, args, [], self._scripts.held(room, "ban", person.uid))
+        if reply[0] == b"banned":
+            raise forbidden("banned from", room, int(reply[1]))
         if reply[0] != b"ok":  # full: every room held has members (or others kept taking the idle ones)
             raise RoomLimit(f"all {self.settings.max_rooms} rooms the deployment may hold have members")
         self._scripts.counted(reply[2:5])
@@ -148,20 +162,17 @@ class RedisStore:
             where = self.link.shown_url
             raise StoreUnavailable(f"cannot subscribe to room {room} at {where}: {describe(error)}") from None
 
-    async def exit(self, room: str, user: str) -> None:
+    async def exit(self, room: str, person: Person) -> None:
         served = self._served.get(room)
-        if served is None or not served.users[user]:
+        uid = person.uid
+        if served is None or not served.users[uid]:
             return
-        served.users[user] -= 1
-        if not served.users[user]:
-            del served.users[user]
-            # Unreachable now: the entry expires, and a process alive announces the leave then.
-            with contextlib.suppress(StoreUnavailable):
-                reply = await self._scripts.run_rooms("EXIT", room, [f"{self.process} {user}", user], [])
-                self._scripts.counted(reply[1:4])
-        if not served.users and self._served.get(room) is served:
-            del self._served[room]
-            await self.link.unsubscribe(self._channel(room))
+        served.users[uid] -= 1
+        if not served.users[uid]:
+            del served.users[uid]
+            served.people.pop(uid, None)
+            await self._exit(room, uid)
+        await self._unserved(room, served)
 
     async def _keep_presence(self) -> None:
         """Every third of the timeout: forget idle rooms, refresh this process's presence entries
@@ -172,8 +183,8 @@ class RedisStore:
             await asyncio.sleep(self.settings.presence_timeout / 3)
             for room, served in list(self._served.items()):
                 with contextlib.suppress(StoreUnavailable):
-                    for user in list(served.users):
-                        await self._enter(room, user, 0)  # no limit: the room is ours already
+                    for person in list(served.people.values()):
+                        await self._refresh(room, served, person)
                     await self.present(room)
 
     # --- history --------------------------------------------------------------------------
@@ -196,7 +207,7 @@ class RedisStore:
     async def _window(self, room: str, after: int, limit: int) -> Window:
         """The WINDOW script's reply; the feed here starts from it, or learns of a reset."""
         args: list[object] = [secrets.token_hex(8), self._scripts.keep_ms, after, limit]
-        reply = await self._scripts.run("WINDOW", self._scripts.keys(room, "meta", "stream"), args)
+        reply = await self._scripts.run("WINDOW", self._scripts.keys(room, "meta", "stream", "redacted"), args)
         epoch, top, first = reply[0].decode(), int(reply[1]), int(reply[2])
         newest = records.stored_tail(room, reply[3:])
         newest.reverse()
@@ -210,18 +221,16 @@ class RedisStore:
         return Window(epoch, top, first, tuple(newest))
 
     async def _range(self, room: str, first: int, last: int) -> list[Stored]:
-        (stream,) = self._scripts.keys(room, "stream")
-        entries = await self._scripts.call(lambda client: client.xrange(stream, f"{first}-0", f"{last}-0"))
-        return [records.entry(room, entry_id, fields) for entry_id, fields in entries]
+        return await self._scripts.read(room, "XRANGE", f"{first}-0", f"{last}-0")
 
     async def before(self, room: str, before: int, limit: int) -> list[Stored]:
-        (stream,) = self._scripts.keys(room, "stream")
-        entries = await self._scripts.call(lambda client: client.xrevrange(stream, f"({before}-0", "-", count=limit))
-        return [records.entry(room, entry_id, fields) for entry_id, fields in reversed(entries)]
+        return list(reversed(await self._scripts.read(room, "XREVRANGE", f"({before}-0", "-", limit)))
 
-    async def append(self, room: str, user: str, text: str, say_id: str | None) -> tuple[int, bool]:
-        say = records.say_field(room, user, say_id) if say_id is not None and self.settings.dedup_seconds else ""
-        epoch, offset, published = await self._scripts.append(room, records.body(now_ms(), user, text, say_id), say)
+    async def append(self, room: str, person: Person, text: str, say_id: str | None) -> tuple[int, bool]:
+        # Deduplicated per uid: one person's say ids never pre-empt another's.
+        say = records.say_field(room, person.uid, say_id) if say_id is not None and self.settings.dedup_seconds else ""
+        body = records.body(now_ms(), person, text, say_id)
+        epoch, offset, published = await self._scripts.append(room, person.uid, body, say)
         await self._heard_here(room, epoch, offset)
         return offset, published
 
@@ -258,14 +267,17 @@ class RedisStore:
 
     async def _published(self, room: str, data: str) -> None:
         kind, rest = data.split(" ", 1)
-        if kind == "p":
-            event, user = rest.split(" ", 1)
+        if kind == "p":  # "p <event> <person as JSON>"
+            event, shown = rest.split(" ", 1)
             if self._listener is not None:
-                self._listener.presence(room, user, event)
+                self._listener.presence(room, records.person(shown), event)
+            return
+        if await self._moderated(room, kind, rest):  # "k", "r": moderation.py
             return
         epoch, offset, fields = rest.split(" ", 2)
         # "d": the message's fields, encoded here; "m": a process of an older version, with its frame.
-        frame = records.frame(room, int(offset), fields) if kind == "d" else fields
+        made = records.frame if kind == "d" else records.older_frame
+        frame = made(room, int(offset), fields)
         await self._served[room].deliver(epoch, int(offset), frame)
 
     async def _catch_up(self, room: str, served: Feed) -> None:
@@ -275,8 +287,8 @@ class RedisStore:
         resubscribes, and this runs again, rather than leaving the room behind until its next
         message.
         """
-        for user in list(served.users):  # Redis may have come back empty: be present again now
-            await self._enter(room, user, 0)
+        for person in list(served.people.values()):  # Redis may have come back empty: be present again now
+            await self._refresh(room, served, person)
         window = await self._window(room, 0, 0)  # a new epoch is a reset, told by _window() itself
         if served.last is not None and window.top > served.last:
             await served.fill(window.top)

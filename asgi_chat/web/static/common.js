@@ -76,8 +76,13 @@ async function serverAnswers() {
  * url() and protocols() are asked again before every attempt, so a reconnect uses what the
  * page holds now. With reconnect: true a drop with one of RETRY_CODES is retried after
  * backoffDelay() ("reconnecting", with waiting true until the attempt starts; retryNow() starts
- * it at once); with retryRate: true, a 1008 for the rate too. refused is the detail shown when
- * the server refuses the handshake.
+ * it at once); with retryRate: true, a 1008 for the rate too, and retryCodes adds codes of the
+ * page's own protocol that mean "come back" (4001, a token expired, on the rooms page). refused
+ * is the detail shown when the server refuses the handshake.
+ *
+ * prepare(), when given, runs before every attempt and the WebSocket opens once it resolves: the
+ * rooms page fetches a fresh token there. If it throws, the attempt failed without a socket: the
+ * error's message is the detail, and the backoff retries it unless the error says retry: false.
  */
 export class Connection {
   #options;
@@ -85,9 +90,21 @@ export class Connection {
   #timer = null;
   #attempt = 0;
   #openedAt = 0;
+  #generation = 0; // bumped by every attempt and every stop: a prepare() that outlived its attempt is ignored
 
-  constructor({ url, protocols = () => [], reconnect = false, retryRate = false, refused, onMessage, onState }) {
-    this.#options = { url, protocols, reconnect, retryRate, refused, onMessage, onState };
+  constructor({
+    url,
+    protocols = () => [],
+    reconnect = false,
+    retryRate = false,
+    retryCodes = [],
+    prepare = null,
+    refused,
+    onMessage,
+    onState,
+  }) {
+    const retry = new Set([...RETRY_CODES, ...retryCodes]);
+    this.#options = { url, protocols, reconnect, retryRate, retry, prepare, refused, onMessage, onState };
     // Back online: no reason to sit out the rest of a backoff.
     window.addEventListener("online", () => {
       if (this.#timer !== null) this.#retryNow();
@@ -126,8 +143,18 @@ export class Connection {
     return true;
   }
 
-  #connect() {
+  async #connect() {
     this.#openedAt = 0;
+    const generation = ++this.#generation;
+    if (this.#options.prepare) {
+      try {
+        await this.#options.prepare();
+      } catch (error) {
+        if (generation === this.#generation) this.#failed(error);
+        return;
+      }
+      if (generation !== this.#generation) return; // open(), close() or another attempt meanwhile
+    }
     let socket;
     try {
       socket = new WebSocket(this.#options.url(), this.#options.protocols());
@@ -160,15 +187,26 @@ export class Connection {
     if (socket !== this.#socket) return; // the user acted while we asked the server
     if (wasOpen && Date.now() - this.#openedAt > STABLE_MS) this.#attempt = 0;
     const rate = this.#options.retryRate && code === 1008 && reason.startsWith(RATE_REASON);
-    if (!this.#options.reconnect || !(RETRY_CODES.has(code) || rate)) {
-      this.#socket = null;
+    this.#socket = null;
+    if (!this.#options.reconnect || !(this.#options.retry.has(code) || rate)) {
       this.#report("closed", detail, { code, reason, wasOpen });
       return;
     }
+    this.#retryLater(detail, { code, reason, wasOpen });
+  }
+
+  // prepare() failed: no socket was opened. Retried like a lost connection unless it says not to.
+  #failed(error) {
+    const detail = error?.message || String(error);
+    if (!this.#options.reconnect || error?.retry === false) this.#report("closed", detail);
+    else this.#retryLater(detail, null);
+  }
+
+  #retryLater(detail, close) {
     const delay = backoffDelay(this.#attempt++);
     this.#timer = setTimeout(() => this.#retryNow(), delay);
     const seconds = Math.max(1, Math.round(delay / 1000));
-    this.#report("reconnecting", `${detail}; retrying in ${seconds} s`, { code, reason, wasOpen });
+    this.#report("reconnecting", `${detail}; retrying in ${seconds} s`, close);
   }
 
   #retryNow() {
@@ -179,6 +217,7 @@ export class Connection {
   }
 
   #stop() {
+    this.#generation += 1;
     clearTimeout(this.#timer);
     this.#timer = null;
     const socket = this.#socket;

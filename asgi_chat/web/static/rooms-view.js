@@ -1,6 +1,11 @@
 // How the rooms page draws a room: its timeline, a list of messages in offset order with a note
 // wherever something is missing. Only the DOM lives here; rooms.js decides what to show.
 // Every piece of user text goes in through textContent, never innerHTML.
+//
+// A person's name is drawn with two marks beside it, both empty elements whose words come from
+// style.css (::before), so that an element's text stays the name alone: a tag (.tag, its
+// data-tag from rooms-people.js's tagOf), shown where the name is shared, and .guest for a guest.
+import { tagOf } from "./rooms-people.js";
 
 const TIME = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
 const DAY_AND_TIME = new Intl.DateTimeFormat(undefined, {
@@ -73,16 +78,17 @@ export class Timeline {
     this.#byOffset.clear();
   }
 
-  // A line from the room: { offset, ts, user, text }, yours or someone else's.
-  message(frame, mine) {
-    const item = this.#line(frame.user, frame.text, mine);
+  // A line from the room: { offset, ts, text } said by person, yours or someone else's; shared:
+  // another person of the room goes by the same name (its tag is shown).
+  message(frame, person, mine, shared) {
+    const item = this.#line(person, frame.text, mine, shared);
     this.settle(item, frame);
     return item;
   }
 
   // A line of your own the server has not numbered yet: it waits at the bottom.
-  pending(user, text, state) {
-    const item = this.#line(user, text, true);
+  pending(person, text, state) {
+    const item = this.#line(person, text, true, false);
     item.querySelector("time").replaceWith(timeElement(Date.now())); // until the server's time comes
     this.mark(item, state);
     this.#keepBottom(() => this.list.append(item), true);
@@ -120,6 +126,35 @@ export class Timeline {
     this.list.scrollTop = this.list.scrollHeight - fromBottom;
   }
 
+  // Who said a line: its name, its tag (shown when shared) and the guest mark. A line of yours
+  // typed before the welcome learns your uid from its msg frame.
+  identify(item, { uid, user, guest }, shared) {
+    item.dataset.uid = uid ?? "";
+    item.dataset.name = user;
+    nameMarks(item.querySelector(".meta .who"), { uid, user, guest }, shared);
+  }
+
+  // A name became shared: every line of that name shows its tag from now on.
+  showTags(name) {
+    for (const item of this.list.querySelectorAll(".msg")) {
+      const tag = item.querySelector(".meta .tag");
+      if (item.dataset.name === name && tag.dataset.tag) tag.hidden = false;
+    }
+  }
+
+  // A line a moderator removed: it keeps its place (its offset), its text and author go.
+  removed(offset) {
+    let item = this.#byOffset.get(offset);
+    if (!item) {
+      item = document.createElement("li");
+      item.dataset.offset = String(offset);
+      this.#byOffset.set(offset, item);
+      this.#place(item, offset);
+    }
+    item.className = "msg removed";
+    item.replaceChildren("message removed");
+  }
+
   remove(item) {
     if (item.dataset.offset !== undefined) this.#byOffset.delete(Number(item.dataset.offset));
     item.remove();
@@ -129,15 +164,16 @@ export class Timeline {
     this.list.scrollTop = this.list.scrollHeight;
   }
 
-  #line(user, text, mine) {
+  #line(person, text, mine, shared) {
     const item = document.createElement("li");
     item.className = mine ? "msg mine" : "msg theirs";
     const meta = document.createElement("div");
     meta.className = "meta";
-    meta.append(span("who", user), " ", document.createElement("time"));
+    meta.append(span("who", ""), span("tag", ""), " ", document.createElement("time"));
     const body = span("text", text); // a message is text, whatever it looks like
     item.append(meta, body);
     if (mine) item.append(span("tick", ""));
+    this.identify(item, person, shared);
     return item;
   }
 
@@ -204,16 +240,39 @@ export class RoomEntry {
   }
 }
 
-// The members of a room, sorted, yours marked (style.css adds "(you)").
-export function showMembers(list, names, me) {
-  const sorted = [...names].sort((a, b) => a.localeCompare(b));
+// The members of a room (a Roster's members, { uid, user, guest } each), sorted by name and
+// then tag, you marked by uid (style.css adds "(you)": another of your name is not you). Each
+// item's text is the name alone; its tag and guest mark are drawn by style.css.
+export function showMembers(list, roster, myUid) {
+  const people = [...roster.members.values()];
+  const sorted = people.sort((a, b) => a.user.localeCompare(b.user) || tagOf(a.uid).localeCompare(tagOf(b.uid)));
   list.replaceChildren(
-    ...sorted.map((name) => {
+    ...sorted.map((person) => {
       const item = document.createElement("li");
-      item.textContent = name;
-      if (name === me) item.className = "you";
+      item.dataset.uid = person.uid;
+      nameMarks(item, person, roster.shared(person.user));
+      if (person.uid === myUid) item.className = "you";
       return item;
     }),
   );
   return sorted.length;
+}
+
+/**
+ * Fill `element` with a person's name, then after it (as siblings for a line's .who, as children
+ * for a member's item) the tag, hidden unless `shared`, and the guest mark. The title says all
+ * of it, tag included, for whoever points at a name to ask "which Alice?".
+ */
+export function nameMarks(element, { uid, user, guest }, shared) {
+  const tag = uid ? tagOf(uid) : "";
+  element.textContent = user;
+  element.title = [user, tag && `tag ${tag}`, guest && "guest"].filter(Boolean).join(" · ");
+  const holder = element.classList.contains("who") ? element.parentElement : element;
+  let tagMark = holder.querySelector(":scope > .tag");
+  if (tagMark === null) holder.append((tagMark = span("tag", "")));
+  tagMark.dataset.tag = tag;
+  tagMark.hidden = !shared || tag === "";
+  let guestMark = holder.querySelector(":scope > .guest");
+  if (guest && guestMark === null) tagMark.after((guestMark = span("guest", "")));
+  if (!guest) guestMark?.remove();
 }

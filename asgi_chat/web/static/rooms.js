@@ -6,8 +6,15 @@
 // localStorage) under an id of its own, and leaves it only when the server's ack for that id
 // comes back. After a reconnect the page joins each room again with since: {epoch, offset}, the
 // last position it saw there, so the server replays exactly what it missed; then it sends the
-// outbox again with the same ids. The server publishes an id once, so a line whose ack was lost
-// is not doubled: its ack carries the first offset. Lines are shown by offset, once each.
+// outbox again with the same ids. The server publishes an id once per user (uid), so a line whose
+// ack was lost is not doubled: its ack carries the first offset. That is why a guest presents
+// its guest token in every hello (rooms-identity.js): a new uid would be a new user, free to
+// publish the same id again. Lines are shown by offset, once each.
+//
+// Who is who: the welcome says who you are (a uid, a name, guest or not). A line is yours when
+// its uid is yours, never because its name is: anyone may call themselves what you are called.
+import { CLOSE, SignIn } from "./rooms-identity.js";
+import { Roster, personOf, tagOf } from "./rooms-people.js";
 import { Connection, socketUrl } from "./common.js";
 import { Pacer, randomId, storage } from "./rooms-support.js";
 import { RoomEntry, Timeline, showMembers } from "./rooms-view.js";
@@ -37,6 +44,8 @@ const ui = {
   retry: $("retry"),
   me: $("me"),
   meName: $("me-name"),
+  meTag: $("me-tag"),
+  meGuest: $("me-guest"),
   rename: $("rename"),
   nameForm: $("name-form"),
   nameInput: $("name-input"),
@@ -60,7 +69,8 @@ const ui = {
 
 // --- state ---------------------------------------------------------------------------------------
 
-let me = storage.get(KEYS.name, null); // your name, as the server normalised it
+let me = storage.get(KEYS.name, null); // your name as a guest, as the server normalised it
+let self = null; // who the last welcome said you are: { uid, user, guest }
 let welcomed = false; // this connection said hello and got its welcome
 let current = null; // the Room on screen
 const rooms = new Map(); // name -> Room, in the order of the room list
@@ -71,6 +81,7 @@ const GAP_REASONS = {
   limit: "too many to replay",
   lost: "lost on the way between servers, and no longer in the room's history",
 };
+const NOBODY = new Roster(); // the member list while it is unknown (offline)
 const requests = new Map(); // request id -> { kind, room, limit }: to know what a reply answers
 let requestCount = 0;
 
@@ -83,7 +94,8 @@ class Room {
     this.joining = false; // a join sent on the current connection, not answered yet
     this.joined = false; // joined on the current connection
     this.quietUntil = 0; // offsets up to this one are history shown on first join, not news
-    this.members = new Set();
+    this.roster = new Roster(); // who is in the room, and whose lines are shown: by uid
+    this.refused = ""; // why the server refused to let you back in (forbidden), shown in place
     this.unread = 0;
     this.noEarlier = false; // the server has nothing older than what is shown
     this.timeline = new Timeline(name, ui.timelines);
@@ -136,15 +148,21 @@ function flush(room) {
 
 // --- the connection -----------------------------------------------------------------------------
 
+const signIn = new SignIn({ request, live: () => welcomed && connection.connected });
+
 const connection = new Connection({
   url: () => socketUrl("/chat/ws"),
   protocols: () => [PROTOCOL],
   reconnect: true,
   retryRate: true, // closed for the rate: come back (and the offline queue is paced, above)
+  retryCodes: [CLOSE.TOKEN_EXPIRED], // signIn.prepare() fetches a new token for the next attempt
+  prepare: () => signIn.prepare(),
   onMessage: receive,
-  onState(state, detail) {
+  onState(state, detail, close) {
     if (state !== "connected") lost();
-    if (state === "connected") request("hello", { user: me });
+    // A first visit with no token to be had: the name form says hello.
+    if (state === "connected" && !signIn.hello(me)) askName();
+    if (state === "closed" && close) detail = signIn.closed(close, detail, () => connection.open());
     showStatus(state, detail);
     renderComposer();
     ui.reconnect.hidden = state !== "closed";
@@ -155,6 +173,7 @@ const connection = new Connection({
 // The connection is gone (or going): rooms must be joined again, unacked lines sent again.
 function lost() {
   welcomed = false;
+  signIn.lost();
   pacer.clear();
   requests.clear();
   for (const room of rooms.values()) room.joining = room.joined = false;
@@ -171,7 +190,11 @@ function lost() {
 const STATUS_TEXT = {
   idle: () => "Not connected",
   connecting: () => "Connecting…",
-  connected: () => (welcomed ? `Connected as ${me}` : `Connected — saying hello as ${me}…`),
+  connected: () => {
+    if (welcomed) return `Connected as ${self.user}`;
+    if (signIn.withToken) return "Connected — signing in…";
+    return me === null ? "Connected — choose a name" : `Connected — saying hello as ${me}…`;
+  },
   reconnecting: (detail) => `Reconnecting — ${detail}`,
   closed: (detail) => `Closed — ${detail}`,
 };
@@ -185,12 +208,16 @@ function showStatus(state, detail = "") {
 
 const HANDLERS = {
   welcome: onWelcome,
+  refreshed: (frame) => signIn.refreshed(frame),
   joined: onJoined,
   msg: onMsg,
   gap: onGap,
   presence: onPresence,
+  members: onMembers,
   ack: onAck,
   left: () => {}, // the room left the page when you clicked Leave
+  kicked: onKicked,
+  redacted: (frame) => rooms.get(frame.room)?.timeline.removed(frame.offset),
   history: onHistory,
   error: onError,
 };
@@ -209,7 +236,9 @@ function receive(text) {
 
 function onWelcome(frame) {
   welcomed = true;
-  setName(frame.user);
+  self = signIn.welcome(frame);
+  if (self.guest) setName(frame.user);
+  showMe();
   showStatus("connected");
   for (const room of rooms.values()) join(room);
   renderComposer();
@@ -228,10 +257,23 @@ function onJoined(frame) {
     room.last = Math.max(0, frame.offset - FIRST_HISTORY);
   }
   // Another epoch than ours: a gap "reset" follows, and says so.
-  room.members = new Set(frame.presence);
+  room.refused = "";
+  // members: who, by uid; a server from before identity sends names only (presence).
+  room.roster.reset((frame.members ?? (frame.presence ?? []).map((user) => ({ user }))).map(personOf));
   renderRoom(room);
   flush(room);
   renderComposer(); // lines typed now are sent at once
+}
+
+// A moderator put you out of a room: you are no longer in it (a ban would refuse a rejoin).
+function onKicked(frame) {
+  const room = rooms.get(frame.room);
+  if (!room) return;
+  room.joined = room.joining = false;
+  const why = frame.reason ? `: ${frame.reason}` : "";
+  room.timeline.note(`A moderator removed you from this room${why}`, room.last + 1);
+  renderRoom(room);
+  renderComposer();
 }
 
 function onMsg(frame) {
@@ -239,7 +281,7 @@ function onMsg(frame) {
   if (!room || !show(room, frame)) return;
   room.last = Math.max(room.last, frame.offset);
   if (room === current) renderEarlier(room);
-  if (room !== current && frame.user !== me && frame.offset > room.quietUntil) {
+  if (room !== current && !isMine(personOf(frame)) && frame.offset > room.quietUntil) {
     room.unread += 1;
     renderEntry(room);
   }
@@ -247,12 +289,38 @@ function onMsg(frame) {
 
 // Show one msg frame, once: false if its offset is already on screen. The msg of a line of
 // yours carries the id you gave it: it settles the line you see rather than adding a second one.
+// Yours means your uid: a say id is only unique per user, and a name is anyone's.
 function show(room, frame) {
+  if (frame.redacted) {
+    room.timeline.removed(frame.offset); // removed by a moderator: its place stays, empty
+    return true;
+  }
   if (room.timeline.has(frame.offset)) return false;
-  const line = frame.user === me ? outbox.get(frame.id) : undefined;
-  if (line?.item && line.room === room.name) room.timeline.settle(line.item, frame);
-  else room.timeline.message(frame, frame.user === me);
+  const person = personOf(frame);
+  const mine = isMine(person);
+  room.roster.seen(person);
+  const shared = room.roster.shared(person.user);
+  const line = mine ? outbox.get(frame.id) : undefined;
+  if (line?.item && line.room === room.name) {
+    room.timeline.settle(line.item, frame);
+    room.timeline.identify(line.item, person, shared);
+  } else {
+    room.timeline.message(frame, person, mine, shared);
+  }
+  drawTags(room);
   return true;
+}
+
+function isMine(person) {
+  return self !== null && person.uid === self.uid;
+}
+
+// Names that became shared (a second Alice came, or wrote): their tags, on every line shown and
+// in the member list.
+function drawTags(room) {
+  const names = room.roster.takeShared();
+  for (const name of names) room.timeline.showTags(name);
+  if (names.length > 0 && room === current) renderRoom(room);
 }
 
 function onGap(frame) {
@@ -284,12 +352,23 @@ function onGap(frame) {
 }
 
 // Who joined and who left in one window of the server's (ASGI_CHAT_PRESENCE_INTERVAL): set
-// operations, each harmless when already so (a name on the list joining again changes nothing).
+// operations keyed by uid, each harmless when already so (someone listed joining again changes
+// nothing). Two people of one name are two entries; one person in two tabs is one.
 function onPresence(frame) {
   const room = rooms.get(frame.room);
   if (!room) return;
-  for (const person of frame.join) room.members.add(person.user);
-  for (const person of frame.leave) room.members.delete(person.user);
+  for (const entry of frame.join ?? []) room.roster.join(personOf(entry));
+  for (const entry of frame.leave ?? []) room.roster.leave(personOf(entry));
+  drawTags(room);
+  renderRoom(room);
+}
+
+// The answer to a presence request: the whole membership, in place of what the page had.
+function onMembers(frame) {
+  const room = rooms.get(frame.room);
+  if (!room || !Array.isArray(frame.members)) return;
+  room.roster.reset(frame.members.map(personOf));
+  drawTags(room);
   renderRoom(room);
 }
 
@@ -326,15 +405,34 @@ function onHistory(frame, about) {
 
 function onError(frame, about) {
   const text = `${frame.message} (${frame.code})`;
+  if (frame.code === "unauthorized") {
+    signIn.refused(frame.message); // the server closes with 4401 next: the status says why
+    return;
+  }
   if (about?.kind === "hello") {
     welcomed = false;
     askName(text); // bad_name: the connection stays open for the next hello
+    return;
+  }
+  if (about?.kind === "refresh") {
+    signIn.refreshFailed(); // not this time (the server's keys out of reach): again shortly
     return;
   }
   if (about?.kind === "leave") return; // gone from the page already, whatever the server says
   if (about?.kind === "join") {
     const room = rooms.get(about.room);
     if (room) room.joining = false;
+    if (room && frame.code === "forbidden" && room.epoch !== null) {
+      // A room you were in refuses you now (made private, or a ban): it stays on the page with
+      // what it showed, and says so in place; joined again after the next reconnect.
+      if (room.refused !== frame.message) {
+        room.timeline.note(`You cannot rejoin #${room.name}: ${frame.message}`, room.last + 1);
+      }
+      room.refused = frame.message;
+      renderRoom(room);
+      renderComposer();
+      return;
+    }
     // unavailable: the room stays, joined again after the next reconnect.
     if (room && frame.code !== "unavailable") removeRoom(room);
     showError(ui.joinError, `Cannot join ${about.room}: ${text}`);
@@ -358,7 +456,7 @@ function onError(frame, about) {
 function say(text) {
   const room = current;
   const line = { id: randomId("say-"), room: room.name, text, at: Date.now(), state: "queued" };
-  line.item = room.timeline.pending(me, text, "queued");
+  line.item = room.timeline.pending(myself(), text, "queued");
   outbox.set(line.id, line);
   saveLine(line);
   if (ready(room)) sendLine(line);
@@ -409,10 +507,26 @@ function select(room) {
   renderComposer();
 }
 
+// A guest's name, kept for the next visit. A name from a token is not kept: should the token
+// URL later say nobody is signed in, a guest is asked for a name rather than borrowing it.
 function setName(name) {
   me = name;
   storage.set(KEYS.name, name);
-  ui.meName.textContent = name;
+}
+
+// You, as your lines show you until the server has numbered them: the welcome's uid once known.
+function myself() {
+  return self ?? { uid: null, user: me ?? "you", guest: false };
+}
+
+// "You are Alice k3v9 (guest)": your own tag always, so you can tell others which Alice you are.
+function showMe() {
+  const { uid, user, guest } = myself();
+  ui.meName.textContent = user;
+  ui.meTag.dataset.tag = uid ? tagOf(uid) : "";
+  ui.meTag.hidden = !uid;
+  ui.meGuest.hidden = !guest;
+  ui.rename.hidden = self !== null && !self.guest; // a token's name is the operator's to change
   ui.me.hidden = false;
 }
 
@@ -429,7 +543,7 @@ function askName(problem = "") {
 
 function renderEntry(room) {
   const { joined, unread } = room;
-  room.entry.show({ current: room === current, joined, online: room.members.size, unread });
+  room.entry.show({ current: room === current, joined, online: room.roster.members.size, unread });
   const total = [...rooms.values()].reduce((sum, each) => sum + each.unread, 0);
   document.title = `${total ? `(${total}) ` : ""}${current ? `#${current.name} · ` : ""}Rooms · asgi_chat`;
 }
@@ -443,7 +557,7 @@ function renderRoom(room) {
   ui.membersRoom.textContent = room ? `#${room.name}` : "";
   // Who is online is known only while joined: offline, the last list would be a guess.
   const known = room?.joined ?? false;
-  const count = showMembers(ui.members, known ? room.members : [], me);
+  const count = showMembers(ui.members, known ? room.roster : NOBODY, self?.uid);
   ui.membersCount.textContent = known ? String(count) : connection.connected ? "…" : "unknown while offline";
   renderEarlier(room);
 }
@@ -464,6 +578,7 @@ function renderComposer() {
   let placeholder = `Offline: lines are sent when you are back${waiting}`;
   if (current === null) placeholder = "Join a room to write";
   else if (ready(current)) placeholder = `Message #${current.name}`;
+  else if (current.refused) placeholder = `Not in #${current.name}: ${current.refused}${waiting}`;
   else if (connection.connected) placeholder = `Joining #${current.name}: lines are sent once you are in${waiting}`;
   ui.input.placeholder = placeholder;
 }
@@ -484,7 +599,7 @@ ui.nameForm.addEventListener("submit", (event) => {
   me = name; // the server's welcome gives it back normalised
   ui.nameForm.hidden = true;
   ui.chat.hidden = false;
-  if (connection.connected && !welcomed) request("hello", { user: me });
+  if (connection.connected && !welcomed) signIn.guestHello(me);
   else if (renamed || !connection.connected) connection.open(); // hello comes once per connection
   else showStatus("connected");
   ui.input.focus();
@@ -540,7 +655,7 @@ function restore() {
     const room = entry && rooms.get(entry.room);
     if (!room || typeof entry.text !== "string" || typeof entry.id !== "string") continue;
     const line = { id: entry.id, room: entry.room, text: entry.text, at: entry.at, state: "queued" };
-    line.item = room.timeline.pending(me ?? "you", line.text, "queued");
+    line.item = room.timeline.pending(myself(), line.text, "queued");
     outbox.set(line.id, line);
   }
   const remembered = rooms.get(storage.get(KEYS.current, null));
@@ -548,9 +663,11 @@ function restore() {
 }
 
 restore();
-if (me) {
-  ui.meName.textContent = me;
-  ui.me.hidden = false;
+// Whether there is a token to fetch decides whether to ask for a name: a signed-in person is
+// never asked. A server out of reach now is asked again before each attempt (prepare()).
+const config = await signIn.start();
+if (me !== null || config?.token_url) {
+  if (me !== null) showMe();
   ui.chat.hidden = false;
   connection.open();
 } else {
