@@ -51,9 +51,11 @@ from .ops.security import (
     TokenSet,
     any_credential,
 )
-from .ops.settings import Settings, from_env
+from .ops.settings import Settings, SettingsError, from_env
 from .ops.trace import Trace
 from .web import endpoints as web
+from .web.api import METHODS as API_METHODS
+from .web.api import Api, ApiKeys
 from .web.assets import Assets
 
 logger = logging.getLogger("asgi_chat")
@@ -66,7 +68,8 @@ HTTP_ROUTES: Sequence[Route[HttpEndpoint[Context]]] = (
     Route("/chat/config", web.chat_config),
     Route("/healthz", web.healthz),
     Route("/metrics", web.metrics),
-)  # plus one "/static/<name>" route per file in web/static/, added by ChatApp
+)  # plus one "/static/<name>" route per file in web/static/, added by ChatApp, and "/api/{rest:path}"
+# for the HTTP API while ASGI_CHAT_API_KEYS_FILE is set (api_routes)
 
 WEBSOCKET_ROUTES: Sequence[Route[WebSocketEndpoint]] = (
     Route("/ws", tutorial.echo),
@@ -87,7 +90,9 @@ class ChatApp(App[Context]):
     ) -> None:
         # A route per asset, so a missing file is an unknown path (404 for every method).
         assets = [Route[HttpEndpoint[Context]](f"/static/{name}", web.asset) for name in ctx.assets.names()]
-        super().__init__(ctx, (*http_routes, *assets), websocket_routes, counters=ctx.metrics)
+        super().__init__(
+            ctx, (*http_routes, *assets, *api_routes(ctx.settings)), websocket_routes, counters=ctx.metrics
+        )
 
     def guard(self, scope: WebSocketScope) -> InboundGuard:
         settings = self.ctx.settings
@@ -183,6 +188,19 @@ def create_app(
         authority=authority if authority is not None else identity_authority(settings),
     )
     return TracedChatApp(ctx) if settings.trace else ChatApp(ctx)
+
+
+def api_routes(settings: Settings) -> tuple[Route[HttpEndpoint[Context]], ...]:
+    """The HTTP API's one route, every path under /api/ (web/api.py routes on its own), when
+    ASGI_CHAT_API_KEYS_FILE names the keys; none while it is unset: /api/... is then a 404."""
+    if not settings.api_keys_file:
+        return ()
+    try:
+        keys = ApiKeys.from_file(settings.api_keys_file)
+    except ValueError as error:
+        raise SettingsError(str(error)) from None
+    api = Api(keys, settings.api_rate_per_second)
+    return (Route[HttpEndpoint[Context]]("/api/{rest:path}", api, API_METHODS),)
 
 
 def identity_authority(settings: Settings) -> Authority:

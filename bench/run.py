@@ -88,7 +88,7 @@ from orchestra.config import (
     Server,
     before_variant,
 )
-from orchestra.identity import RSA_BITS, fanout_server, identity_servers
+from orchestra.identity import RSA_BITS, UNBUDGETED, fanout_server, identity_servers
 from orchestra.measure import run_one
 from orchestra.processes import asgi_chat_importable, raise_nofile
 from orchestra.report import command_line, machine, report, report_saved, summary_line, versions, write_results
@@ -230,7 +230,8 @@ def print_setup(p: Plan, all_cases: Sequence[Case], nofile: int) -> None:
     if any(c.scenario == "identity" for c in all_cases):
         print(
             "identity: asgi_chat with guests, with ASGI_CHAT_JWT_SECRET (HS256), with ASGI_CHAT_JWT_PUBLIC_KEY_FILE "
-            f"(RS256, {RSA_BITS}-bit RSA), ASGI_CHAT_SECRET set in each; keys and tokens made now"
+            f"(RS256, {RSA_BITS}-bit RSA), ASGI_CHAT_SECRET set in each, output budgets off "
+            f"({' '.join(f'{k}={v}' for k, v in UNBUDGETED.items())}); keys and tokens made now"
             + ("" if p.before is not None else "; its fan-out has nothing to compare with without --before")
         )
     if p.before is not None:

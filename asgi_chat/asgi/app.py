@@ -32,9 +32,10 @@ from asgiref.typing import (
     WebSocketScope,
 )
 
+from .body import BadLength, BodyTooLarge, read_body
 from .errors import CloseCode, Disconnected, GoingAway, NoRoute, NotFound, ProtocolError, Refusal
 from .hooks import Counters, Guard, Tally
-from .responses import Response, method_not_allowed, not_found, send_response
+from .responses import Response, method_not_allowed, not_found, send_response, text
 from .routing import Match, PathParams, Route, resolve
 from .session import Session
 from .states import State
@@ -52,6 +53,19 @@ class HttpRequest:
     method: str
     headers: Iterable[tuple[bytes, bytes]]
     params: PathParams
+    query_string: bytes = b""
+    receive: ASGIReceiveCallable | None = None  # the body's chunks, for :meth:`body` alone
+
+    async def body(self, limit: int) -> bytes:
+        """The request's body, at most ``limit`` bytes (0: any), read in chunks (body.py).
+
+        Raises :class:`~.body.BodyTooLarge` (413) or :class:`~.body.BadLength` (400) for the
+        endpoint to answer, or :class:`~.errors.Disconnected` when the client went away: the app
+        then sends nothing. An endpoint that never calls it never reads the body (GET, HEAD).
+        """
+        if self.receive is None:
+            return b""
+        return await read_body(self.receive, self.headers, limit)
 
 
 # An HTTP endpoint: ``async def endpoint(request, ctx) -> Response``; the app sends the response.
@@ -97,13 +111,22 @@ class App(Generic[Ctx]):
         except NoRoute:  # no route, or a typed parameter that does not parse: no such resource
             response = not_found()
         else:
-            response = await self._respond(match, scope, method)
+            try:
+                response = await self._respond(match, scope, receive, method)
+            except Disconnected:  # "http.disconnect" while the body was read: nobody to answer
+                return
+            except (BodyTooLarge, BadLength) as error:  # an endpoint that left them to the app
+                response = text(error.http_status, f"{error}\n")
         await send_response(send, response, method)
 
-    async def _respond(self, match: Match[HttpEndpoint[Ctx]], scope: HTTPScope, method: str) -> Response:
+    async def _respond(
+        self, match: Match[HttpEndpoint[Ctx]], scope: HTTPScope, receive: ASGIReceiveCallable, method: str
+    ) -> Response:
         if method not in match.route.methods:
             return method_not_allowed(match.route.methods)
-        request = HttpRequest(scope["path"], method, scope["headers"], match.params)
+        # "query_string" is required by www.rst, but a hand-written scope may leave it out: none.
+        path, headers, query = scope["path"], scope["headers"], scope.get("query_string", b"")
+        request = HttpRequest(path, method, headers, match.params, query, receive)
         return await match.route.endpoint(request, self.ctx)
 
     # --- websocket --------------------------------------------------------------------------

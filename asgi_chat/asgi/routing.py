@@ -4,6 +4,8 @@ A pattern is split on ``/`` into literal segments and ``{name}`` or ``{name:int}
 Matching works on the ASGI ``path``, which the server has already percent-decoded, so
 ``/items/a%2Fb/ws`` arrives as ``/items/a/b/ws``: four segments, no match. That is deliberate:
 a parameter is always exactly one non-empty segment, and a trailing slash is another segment.
+The one exception is a last placeholder ``{name:path}``, which takes the rest of the path
+(``/api/{rest:path}``: everything under ``/api/``, for a part of the app that routes on its own).
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ class Route(Generic[E]):
         raises :class:`BadParameter` naming the parameter: the route is right, the value wrong.
         """
         parts = path.split("/")
+        if self._segments[-1].endswith(":path}"):  # the rest of the path, as one parameter
+            head = len(self._segments) - 1
+            if len(parts) <= head:
+                return None
+            parts = [*parts[:head], "/".join(parts[head:])]
         if len(parts) != len(self._segments):
             return None
         raw: dict[str, tuple[str, str]] = {}
@@ -51,6 +58,8 @@ class Route(Generic[E]):
 
 
 def _convert(name: str, kind: str, text: str) -> str | int:
+    if kind == "path":
+        return text
     if kind == "int":
         try:
             return parse_int(text)

@@ -26,6 +26,7 @@ import logging
 
 from ..engine import frames
 from ..engine.member import Member
+from ..engine.rooms import Rooms
 from ..engine.stores import StoreUnavailable
 from ..identity import Identity
 from .common import EndpointContext
@@ -39,9 +40,12 @@ async def moderate(ctx: EndpointContext, member: Member, identity: Identity, req
     if not identity.moderator:
         raise BadRequest("forbidden", f"only a moderator may {request.action}", request.id)
     try:
-        await _act(ctx, identity, request)
+        found = await carry_out(ctx.rooms, request, identity.uid)
     except StoreUnavailable:
         raise BadRequest("unavailable", "the room store cannot be reached; try again", request.id) from None
+    if not found:
+        message = f"room {request.room} retains no message {request.offset}"
+        raise BadRequest("bad_request", message, request.id)
     where = f" in room {request.room}" if request.room else ""
     target = f"message {request.offset}" if request.action == "redact" else f"user {request.uid!r}"
     logger.warning("moderation: %s %s%s by %r: %s", request.action, target, where, identity.uid, request.reason or "-")
@@ -49,8 +53,9 @@ async def moderate(ctx: EndpointContext, member: Member, identity: Identity, req
     member.send(frames.moderated(request.action, request.room, request.uid, request.offset, request.id))
 
 
-async def _act(ctx: EndpointContext, identity: Identity, request: Moderate) -> None:
-    rooms, by = ctx.rooms, identity.uid
+async def carry_out(rooms: Rooms, request: Moderate, by: str) -> bool:
+    """Carry out a moderator's ``request`` as ``by`` (a moderator's uid, or the operator's API
+    acting as the system): False when a redaction found no such message, and nothing was done."""
     action = request.action
     if action in ("kick", "ban"):
         await rooms.kick(request.room, request.uid, by, request.reason, ban_seconds=request.seconds)
@@ -61,8 +66,7 @@ async def _act(ctx: EndpointContext, identity: Identity, request: Moderate) -> N
     elif action == "unmute":
         await rooms.unmute(request.room, request.uid)
     elif action == "redact":
-        if not await rooms.redact(request.room, request.offset, by):
-            message = f"room {request.room} retains no message {request.offset}"
-            raise BadRequest("bad_request", message, request.id)
+        return await rooms.redact(request.room, request.offset, by)
     else:
         await rooms.disconnect(request.uid, request.reason)
+    return True

@@ -83,14 +83,11 @@ def _by_name(person: Person) -> tuple[str, str]:
     return person.name, person.uid
 
 
-def frame(room: str, events: dict[str, str], people: dict[str, Person], own: str | None) -> Outgoing | None:
-    """One presence frame for ``events`` (uid -> join/leave, each uid's person in ``people``),
-    without the ``own`` uid; None if empty. Each list sorted by name, then uid."""
-    joins = sorted((people[uid] for uid, event in events.items() if event == JOIN and uid != own), key=_by_name)
-    leaves = sorted((people[uid] for uid, event in events.items() if event == LEAVE and uid != own), key=_by_name)
-    if not joins and not leaves:
-        return None
-    return outgoing(frames.presence(room, joins, leaves))
+def batch(room: str, events: dict[str, str], people: dict[str, Person]) -> frames.PresenceBatch:
+    """``events`` as one frame, every person encoded once, from which each member's is cut."""
+    joins = sorted((people[uid] for uid, event in events.items() if event == JOIN), key=_by_name)
+    leaves = sorted((people[uid] for uid, event in events.items() if event == LEAVE), key=_by_name)
+    return frames.PresenceBatch(room, joins, leaves)
 
 
 class Presence:
@@ -159,6 +156,7 @@ class Presence:
 
     def _send(self, local: Room, changes: Changes) -> None:
         kinds = {False: changes.net(), True: changes.latest()}
+        batches: dict[bool, frames.PresenceBatch] = {}  # each kind's frame, encoded once
         made: dict[tuple[bool, str | None], Outgoing | None] = {}
         for member, uid in local.users.items():  # each member here, by the uid it is in under
             if member in self.quiet:
@@ -166,7 +164,9 @@ class Presence:
             fresh = member in self.fresh
             key = (fresh, uid if uid in changes.last else None)
             if key not in made:
-                made[key] = frame(self.room, kinds[fresh], changes.people, key[1])
+                kind = batches.get(fresh) or batches.setdefault(fresh, batch(self.room, kinds[fresh], changes.people))
+                text = kind.text(key[1])
+                made[key] = outgoing(text) if text is not None else None
             message = made[key]
             if message is None:
                 continue

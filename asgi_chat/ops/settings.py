@@ -113,6 +113,7 @@ LIMITS = "inbound limits (security)"
 FANOUT = "the fan-out (slow-consumer policy)"
 ROOMS = "the rooms of asgi-chat.v1 (/chat/ws)"
 IDENTITY = "identity (/chat/ws)"
+API = "the HTTP API (/api/v1/)"
 PLUMBING = "plumbing"
 
 
@@ -295,6 +296,23 @@ class Settings:
         "the path of a TOML file",
         "which rooms are private or read-only (docs/identity.md); read at start-up",
         IDENTITY,
+    )
+    api_keys_file: str | None = setting(
+        None,
+        _optional,
+        "the path of a file with one API key per line",
+        "turns the HTTP API on (docs/api.md): each request's `Authorization: Bearer KEY` must be one of these; "
+        "unset: the API is off and every path under /api/ answers 404",
+        API,
+    )
+    api_max_body_bytes: int = count(
+        64 * 1024, "bytes", "a larger API request body is refused with 413, without reading the rest of it", API
+    )
+    api_rate_per_second: float = number(
+        50.0,
+        "requests per second",
+        "each API key's rate (a token bucket holding one second's worth); past it requests are answered 429",
+        API,
     )
     state_url: str = setting(
         "memory://",

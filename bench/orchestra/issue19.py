@@ -61,7 +61,9 @@ def identity_cases(records: Sequence[dict[str, Any]], prefix: str) -> list[str]:
 
 def intro(sizes: Sizes) -> str:
     return (
-        "One asgi_chat (the options and limits of the runs above, `ASGI_CHAT_SECRET` set), fresh for each run, "
+        "One asgi_chat (the options and limits of the runs above, `ASGI_CHAT_SECRET` set, and its output budgets "
+        "off: `ASGI_CHAT_OUTPUT_BYTES_PER_SECOND=0 ASGI_CHAT_ADDRESS_OUTPUT_BYTES_PER_SECOND=0`, since every client "
+        "comes from 127.0.0.1 and the address's budget would pace the joins' member lists), fresh for each run, "
         "three ways, alternating in each repetition: **guests** (each client says "
         '`{"type":"hello","user":NAME}`; the server picks its uid and signs it a guest token, HS256 with '
         "`ASGI_CHAT_SECRET`), **HS256** (server started with `ASGI_CHAT_JWT_SECRET`, 64 bytes; each client says "
@@ -97,12 +99,13 @@ def hello_table(records: Sequence[dict[str, Any]]) -> list[str]:
                 b = med_of(records, before, case, m.get)
                 cells += [fmt(b, m.fmt), fmt_ratio(ratio(g, b)) if m.higher_is_better is not None else ""]
             lines.append(f"| {case} | {m.name} ({m.unit}) | " + " | ".join(cells) + " |")
-        rate_get = hello_metrics(rate)[0].get
-        pairs = [fmt_pairs(paired(records, n, names[0], case, rate_get)) for n in names[1:]]
-        row = f"| {case} | {rate}: ratio in each repetition | | | | {pairs[0]} | {pairs[1]} |"
-        if with_before:
-            row += f" | {fmt_pairs(paired(records, names[0], before, case, rate_get))} |"
-        lines.append(row)
+        metrics = hello_metrics(rate)
+        for m in (metrics[0], metrics[2]):  # the rate, and the server's CPU per client
+            pairs = [fmt_pairs(paired(records, n, names[0], case, m.get)) for n in names[1:]]
+            row = f"| {case} | {m.name}: ratio in each repetition | | | | {pairs[0]} | {pairs[1]} |"
+            if with_before:  # under "before: guests" nothing, under "guests now / before" the ratios
+                row += f" | {fmt_pairs(paired(records, names[0], before, case, m.get))} |"
+            lines.append(row)
     return lines
 
 

@@ -423,3 +423,29 @@ def test_forbidden_is_shown_where_it_happened_and_the_connection_stays(
         expect(page.locator("#status")).to_have_text("Connected as ada")  # the connection stays
         assert sockets == []
     assert "Traceback" not in server.output()
+
+
+# --- moderation, as the page shows it ------------------------------------------------------------
+
+
+def test_a_redacted_line_and_a_kick_show_on_the_page(new_context: ContextFactory, tmp_path: Path) -> None:
+    """A moderator (a Python client with a moderator's token) removes ada's line, then kicks her:
+    her page shows "message removed" in the line's place, then that she was removed."""
+    port = free_port()
+    with Server(uvicorn_command(port), port, tmp_path / "server.log", {"ASGI_CHAT_JWT_SECRET": SECRET}) as server:
+        page = open_rooms(new_context(), server.http_url, "ada", room="lobby")
+        say(page, "a line to remove")
+        expect(lines(page)).to_have_text(["a line to remove"])
+        now = int(time.time())
+        claims = {"sub": "meg", "name": "Meg", "roles": ["moderator"], "iat": now, "exp": now + 600}
+        with connect(f"{server.url}/chat/ws", subprotocols=["asgi-chat.v1"], open_timeout=TIMEOUT) as meg:  # type: ignore[list-item]
+            meg.send(json.dumps({"type": "hello", "token": jwt.encode(claims, SECRET)}))
+            meg.send(json.dumps({"type": "redact", "room": "lobby", "offset": 1, "id": "r"}))
+            while json.loads(meg.recv(TIMEOUT)).get("id") != "r":
+                pass
+            expect(page.locator(".timeline .removed")).to_have_text("message removed")
+            meg.send(json.dumps({"type": "kick", "room": "lobby", "uid": my_uid(page), "reason": "spam", "id": "k"}))
+            while json.loads(meg.recv(TIMEOUT)).get("id") != "k":
+                pass
+        expect(page.locator(".timeline .note").last).to_have_text("A moderator removed you from this room: spam")
+    assert "Traceback" not in server.output()

@@ -25,9 +25,10 @@ TOP_LEVEL = {
     f"{PACKAGE}.context": "composition",
     f"{PACKAGE}.cli": "composition",
     f"{PACKAGE}.__main__": "composition",
+    f"{PACKAGE}.publish": "ops",  # publishing from a task or a cron job: engine/ and ops/ settings
     f"{PACKAGE}.testing": "testing",  # a tool for any ASGI app: it stands alone, like asgi/
 }
-FOLDERS = ("asgi", "engine", "endpoints", "web", "ops", "identity")
+FOLDERS = ("asgi", "engine", "endpoints", "web", "ops", "identity", "client")
 
 # Layer -> the layers it may import (its own always). web/ and ops/ sit side by side: neither
 # imports the other. identity/ (who is speaking) imports nothing of the package, like asgi/, so
@@ -39,6 +40,9 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "endpoints": frozenset({"engine", "identity", "asgi"}),
     "engine": frozenset({"identity", "asgi"}),
     "identity": frozenset(),
+    # The Python client talks to a server over the network like any client: of the package it
+    # reads only the protocol's constants (endpoints/protocol.py).
+    "client": frozenset({"endpoints"}),
     "asgi": frozenset(),
     "testing": frozenset(),
 }

@@ -22,6 +22,7 @@ from typing import Any, cast
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from asgi_chat.engine import frames
 from asgi_chat.engine.member import Member, Outgoing
 from asgi_chat.engine.people import Person
 from asgi_chat.engine.presence import Changes, Presence
@@ -206,3 +207,25 @@ def namesakes(world: World) -> None:
     gone = {"type": "presence", "room": "r", "join": [], "leave": left}
     assert world.viewers[0].got == [gone]  # told, though it has the same name
     assert world.viewers[1].got == []  # its own uid: never
+
+
+names = st.text(alphabet=st.characters(exclude_categories=["Cs"]), min_size=1, max_size=8)
+people_lists = st.lists(
+    st.builds(Person, st.uuids().map(str), names, st.booleans()), max_size=6, unique_by=lambda p: p.uid
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(people_lists, people_lists, st.integers(0, 12))
+def test_a_batch_cut_for_a_member_is_the_frame_encoded_without_that_member(
+    joins: list[Person], leaves: list[Person], which: int
+) -> None:
+    """Each member's frame is spliced from one encoding (frames.PresenceBatch): it must read, byte
+    for byte, as the frame encoded without that member (quotes, emoji, backslashes included)."""
+    leaves = [person for person in leaves if person.uid not in {joiner.uid for joiner in joins}]
+    everyone = joins + leaves
+    own = everyone[which % len(everyone)].uid if everyone and which < 10 else None
+    expected_joins = [person for person in joins if person.uid != own]
+    expected_leaves = [person for person in leaves if person.uid != own]
+    expected = frames.presence("r", expected_joins, expected_leaves) if expected_joins or expected_leaves else None
+    assert frames.PresenceBatch("r", joins, leaves).text(own) == expected

@@ -109,6 +109,8 @@ UNITS = {
     "ASGI_CHAT_ADDRESS_OUTPUT_BYTES_PER_SECOND": ("a whole number", "bytes per second"),
     "ASGI_CHAT_JWT_LEEWAY": ("a number", "seconds"),
     "ASGI_CHAT_TOKEN_GRACE": ("a number", "seconds"),
+    "ASGI_CHAT_API_MAX_BODY_BYTES": ("a whole number", "bytes"),
+    "ASGI_CHAT_API_RATE_PER_SECOND": ("a number", "requests per second"),
 }
 
 

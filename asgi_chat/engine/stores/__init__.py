@@ -88,6 +88,15 @@ class Bound:
         return bool(self.limit) and self.used >= self.limit
 
 
+@dataclass(frozen=True, slots=True)
+class RoomSummary:
+    """One room as a list of rooms shows it (the HTTP API's ``GET /api/v1/rooms``)."""
+
+    room: str
+    people: int  # uids present (people, not connections)
+    top: int  # the latest offset, 0 for none
+
+
 class RoomLimit(Exception):
     """The store holds as many rooms as it may (``ASGI_CHAT_MAX_ROOMS``)."""
 
@@ -178,6 +187,10 @@ class RoomStore(Protocol):
 
     async def disconnect(self, uid: str, reason: str) -> None:
         """Every process's listener is told to close ``uid``'s connections (``disconnected``)."""
+
+    async def rooms(self, after: str, limit: int) -> list[RoomSummary]:
+        """The rooms held (with members or history) whose names sort after ``after``, by name,
+        at most ``limit``: a page of the store's rooms (on Redis, the deployment's)."""
 
     async def window(self, room: str, after: int, limit: int) -> Window:
         """The room's position now, and its newest ``limit`` retained messages with offset > ``after``."""

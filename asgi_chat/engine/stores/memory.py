@@ -27,7 +27,7 @@ by tests/unit/test_memory_store_memory.py, which fills the store with the worst 
   is entered, so a store with nobody in it holds no task), or sooner when a new room needs its
   slot: the one idle longest gives way. A new room is refused only when every room has members;
 - a say id is remembered per uid and room for ``dedup_seconds``, and at most ``dedup_max`` of
-  them for the whole process (the oldest are forgotten first).
+  them for the whole process (say_ids.py).
 
 Epochs are random per room creation, so after a restart (memory gone) every position a client
 still holds reads as another epoch: ``reset``, never a wrong replay.
@@ -39,16 +39,17 @@ import asyncio
 import secrets
 import sys
 import time
-from collections import Counter, OrderedDict, deque
+from collections import Counter, deque
 from collections.abc import Callable
 from itertools import islice
 
 from .. import frames
 from ..people import Person
 from ..replay import Stored, Window
-from . import Bound, RoomLimit, StoreListener, StoreSettings, listed
+from . import Bound, RoomLimit, RoomSummary, StoreListener, StoreSettings, listed
 from .memory_moderation import MemoryModeration
 from .sanctions import Sanctions
+from .say_ids import SayIds
 
 # What a retained message costs beyond sys.getsizeof(frame), counted against the byte budget so
 # that history_max_bytes is the memory history really takes (tracemalloc, CPython 3.11): its
@@ -112,9 +113,7 @@ class MemoryStore(MemoryModeration):
         self._order: deque[tuple[str, int]] = deque()  # (epoch, offset) of every message retained, in append order
         self.bytes = 0  # what retained messages take, OVERHEAD included
         self.retained = 0  # how many messages all rooms retain
-        # (room, uid, say id) -> (the room's epoch then, first offset, expiry); oldest first. The
-        # epoch, not the room's state: an entry must not keep a forgotten room's state alive.
-        self._dedup: OrderedDict[tuple[str, str, str], tuple[str, int, float]] = OrderedDict()
+        self._dedup = SayIds(clock, settings)  # say ids remembered (say_ids.py)
         self.bans = Sanctions(clock)  # (room, uid) under a moderator's ban: enter is Forbidden
         self.mutes = Sanctions(clock)  # (room, uid) muted: append is Forbidden (memory_moderation.py)
 
@@ -125,7 +124,7 @@ class MemoryStore(MemoryModeration):
     def bounds(self) -> tuple[Bound, ...]:
         """Exact: what the store holds once what has expired is let go."""
         self._sweep()
-        self._expire_ids()
+        self._dedup.expire()
         settings = self.settings
         return (
             Bound("rooms", len(self._rooms), settings.max_rooms),
@@ -174,6 +173,11 @@ class MemoryStore(MemoryModeration):
         state = self._rooms.get(room)
         return listed(state.people.values()) if state is not None else []
 
+    async def rooms(self, after: str, limit: int) -> list[RoomSummary]:
+        self._sweep()
+        names = sorted(name for name in self._rooms if name > after)[:limit]
+        return [RoomSummary(name, len(self._rooms[name].users), self._rooms[name].top) for name in names]
+
     def _tell_presence(self, room: str, person: Person, event: str) -> None:
         if self._listener is not None:
             self._listener.presence(room, person, event)
@@ -220,7 +224,9 @@ class MemoryStore(MemoryModeration):
         return Window(state.epoch, state.top, state.first, newest)
 
     async def before(self, room: str, before: int, limit: int) -> list[Stored]:
-        state = self._rooms[room]
+        state = self._rooms.get(room)
+        if state is None:  # a room nobody entered (the HTTP API reads any): nothing retained
+            return []
         end = min(max(before - state.first, 0), len(state.history))  # index of the first offset >= before
         return list(islice(state.history, max(end - limit, 0), end))
 
@@ -243,10 +249,24 @@ class MemoryStore(MemoryModeration):
             done.set_exception(error)
 
     def _append(self, room: str, person: Person, text: str, say_id: str | None) -> tuple[int, bool]:
-        state = self._rooms[room]
+        # A say comes from a member, so its room exists; a publish from the HTTP API (web/api.py)
+        # may be the first word in a room: the room is created (within max_rooms, or RoomLimit),
+        # and, with nobody in it, idle from now, as on Redis (APPEND opens the room).
+        state = self._rooms.get(room)
+        if state is not None:
+            return self._append_to(state, person, text, say_id)
+        state = self._create(room)
+        try:
+            return self._append_to(state, person, text, say_id)
+        except BaseException:  # muted, or a text with no UTF-8: nothing said, no room kept
+            self._forget(state)
+            raise
+
+    def _append_to(self, state: _History, person: Person, text: str, say_id: str | None) -> tuple[int, bool]:
+        room = state.name
         self.check_mute(room, person.uid)
         if say_id is not None:
-            first = self._seen(room, state, person.uid, say_id)
+            first = self._dedup.first(room, state.epoch, person.uid, say_id)
             if first is not None:
                 return first, False
         offset = state.top + 1
@@ -256,7 +276,10 @@ class MemoryStore(MemoryModeration):
         state.top = offset
         self._retain(state, stored)
         if say_id is not None:
-            self._remember(state, person.uid, say_id, offset)
+            self._dedup.remember(state.name, state.epoch, person.uid, say_id, offset)
+        if not state.users and self._rooms.get(room) is state:  # an empty room (the API): silent since now
+            self._idle.pop(room, None)
+            self._idle[room] = self._clock()
         if self._listener is not None:
             self._listener.message(room, stored)
         return offset, True
@@ -289,27 +312,3 @@ class MemoryStore(MemoryModeration):
         """The room that still retains this message of the global order, if any."""
         owner = self._by_epoch.get(epoch)
         return owner if owner is not None and offset >= owner.first else None
-
-    # --- dedup ----------------------------------------------------------------------------
-
-    def _seen(self, room: str, state: _History, uid: str, say_id: str) -> int | None:
-        self._expire_ids()
-        entry = self._dedup.get((room, uid, say_id))
-        # A room forgotten and created anew is another history (another epoch): its ids are not the old one's.
-        return entry[1] if entry is not None and entry[0] == state.epoch else None
-
-    def _expire_ids(self) -> None:
-        now = self._clock()
-        while self._dedup:  # with one window for all, the oldest are in front
-            key, (_, _, expiry) = next(iter(self._dedup.items()))
-            if expiry > now:
-                break
-            del self._dedup[key]
-
-    def _remember(self, state: _History, uid: str, say_id: str, offset: int) -> None:
-        key = (state.name, uid, say_id)  # the room's own copy of its name: one for all its ids
-        self._dedup.pop(key, None)  # a key assigned anew keeps its old place: expiry order needs the end
-        self._dedup[key] = (state.epoch, offset, self._clock() + self.settings.dedup_seconds)
-        limit = self.settings.dedup_max
-        while limit and len(self._dedup) > limit:
-            self._dedup.popitem(last=False)

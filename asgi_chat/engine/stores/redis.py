@@ -51,12 +51,13 @@ import contextlib
 import secrets
 from collections.abc import Awaitable
 from functools import partial
+from typing import Any
 
 from ..link_policy import describe
 from ..people import Person
 from ..redis_link import LinkUnavailable, RedisLink, cancel_all
 from ..replay import Stored, Window
-from . import Bound, RoomLimit, StoreListener, StoreSettings, StoreUnavailable, listed, records
+from . import Bound, RoomLimit, RoomSummary, StoreListener, StoreSettings, StoreUnavailable, listed, records
 from .feed import Feed
 from .moderation import Moderated
 from .scripts import Scripts, forbidden, now_ms
@@ -135,6 +136,26 @@ class RedisStore(Moderated):  # kick, ban, mute, redact, disconnect: moderation.
         reply = await self._scripts.run_rooms("REAP", room, [], [])
         self._scripts.counted(reply[2:5])
         return listed(records.person(shown) for shown in reply[1])
+
+    async def rooms(self, after: str, limit: int) -> list[RoomSummary]:
+        """From the deployment's ``rooms`` set (lua.py), by name; people as the ``users`` hash counts
+        them (entries of a process that died go at the next sweep, within 1.33 x presence_timeout)."""
+        held = await self._scripts.call(lambda client: client.zrange(self._scripts.globals[0], 0, -1))
+        names = sorted(name for name in (raw.decode() for raw in held) if name > after)[:limit]
+
+        async def summaries(client: Any) -> list[Any]:
+            async with client.pipeline(transaction=False) as pipe:
+                for name in names:
+                    meta, users = self._scripts.keys(name, "meta", "users")
+                    pipe.hget(meta, "top")
+                    pipe.hlen(users)
+                return list(await pipe.execute())
+
+        replies = await self._scripts.call(summaries) if names else []
+        tops, counts = replies[0::2], replies[1::2]
+        return [
+            RoomSummary(name, int(count), int(top or 0)) for name, top, count in zip(names, tops, counts, strict=True)
+        ]
 
     async def _enter(self, room: str, person: Person, limit: int) -> None:
         """Be present (again) as ``person``; a room new to the deployment counts against ``limit``."""
