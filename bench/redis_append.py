@@ -21,23 +21,35 @@ import time
 from typing import Any
 
 from asgi_chat.engine import frames
+from asgi_chat.engine.people import Person
 from asgi_chat.engine.redis_link import RedisLink
 from asgi_chat.engine.replay import Stored
 from asgi_chat.engine.stores.redis import RedisStore
 from asgi_chat.ops.settings import from_env
+
+SENDER = Person("sender", "sender")
 
 
 class NullListener:
     def message(self, room: str, stored: Stored) -> None:
         pass
 
-    def presence(self, room: str, user: str, event: str) -> None:
+    def presence(self, room: str, person: Person, event: str) -> None:
         pass
 
     def gap(self, room: str, first: int, last: int, reason: str) -> None:
         pass
 
     def reset(self, room: str, epoch: str, offset: int) -> None:
+        pass
+
+    def kicked(self, room: str, uid: str, by: str, reason: str) -> None:
+        pass
+
+    def redacted(self, room: str, offset: int, by: str) -> None:
+        pass
+
+    def disconnected(self, uid: str, reason: str) -> None:
         pass
 
 
@@ -52,9 +64,9 @@ async def run(url: str, mode: str, seconds: float, limit: int, size: int, room: 
     try:
         for k in range(200):  # warm-up: script loaded (EVALSHA), connection open
             if mode == "append":
-                await store.append(room, "sender", f"w{k}", None)
+                await store.append(room, SENDER, f"w{k}", None)
             else:
-                await client.publish(channel, frames.msg(room, k, int(time.time() * 1000), "sender", f"w{k}", None))
+                await client.publish(channel, frames.msg(room, k, int(time.time() * 1000), SENDER, f"w{k}", None))
         count, start = 0, time.perf_counter()
         end = start + seconds
         while count < limit:
@@ -63,9 +75,9 @@ async def run(url: str, mode: str, seconds: float, limit: int, size: int, room: 
             if t >= end:
                 break
             if mode == "append":
-                await store.append(room, "sender", text, None)
+                await store.append(room, SENDER, text, None)
             else:
-                frame = frames.msg(room, count + 1, int(time.time() * 1000), "sender", text, None)
+                frame = frames.msg(room, count + 1, int(time.time() * 1000), SENDER, text, None)
                 await client.publish(channel, frame)
             latencies.append(time.perf_counter() - t)
             count += 1

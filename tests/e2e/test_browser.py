@@ -30,7 +30,6 @@ from playwright.sync_api import (
 from tests.e2e.browser_support import (
     TIMEOUT_MS,
     ContextFactory,
-    browser_contexts,
     chromium,
     client_id,
     expect_state,
@@ -62,12 +61,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     log = tmp_path_factory.mktemp("browser") / "server.log"
     with Server(uvicorn_command(port), port, log) as server:
         yield server
-
-
-@pytest.fixture
-def new_context(browser: Browser, server: Server) -> Iterator[ContextFactory]:
-    with browser_contexts(browser, server) as make:
-        yield make
 
 
 @pytest.fixture

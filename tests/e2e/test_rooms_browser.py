@@ -39,7 +39,6 @@ from websockets.sync.client import ClientConnection, connect
 from tests.e2e.browser_support import (
     TIMEOUT_MS,
     ContextFactory,
-    browser_contexts,
     chromium,
 )
 from tests.helpers import TIMEOUT, Server, free_port, uvicorn_command
@@ -153,12 +152,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture
-def new_context(browser: Browser, server: Server) -> Iterator[ContextFactory]:
-    with browser_contexts(browser, server) as make:
-        yield make
-
-
-@pytest.fixture
 def cable(server: Server) -> Iterator[Cable]:
     cable = Cable(server.port)
     yield cable
@@ -166,12 +159,6 @@ def cable(server: Server) -> Iterator[Cable]:
 
 
 # --- what a person does on the page --------------------------------------------------------------
-
-
-@pytest.fixture
-def room(request: pytest.FixtureRequest) -> str:
-    """A room of the test's own (the module's server outlives each test): its name, shortened."""
-    return re.sub(r"[^a-z0-9]+", "-", request.node.name.removeprefix("test_").lower())[:64].strip("-")
 
 
 def open_rooms(

@@ -71,22 +71,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture
-def new_context(browser: Browser, server: Server) -> Iterator[ContextFactory]:
-    with browser_contexts(browser, server) as make:
-        yield make
-
-
-@pytest.fixture
 def cable(server: Server) -> Iterator[Cable]:
     cable = Cable(server.port)
     yield cable
     cable.close()
-
-
-@pytest.fixture
-def room(request: pytest.FixtureRequest) -> str:
-    """A room of the test's own (the module's server outlives each test): its name, shortened."""
-    return re.sub(r"[^a-z0-9]+", "-", request.node.name.removeprefix("test_").lower())[:64].strip("-")
 
 
 # --- what the tests read off a page --------------------------------------------------------------

@@ -1,0 +1,28 @@
+"""What the browser tests share: a fresh browser context per page, and a room of each test's own.
+
+Each browser test module has its own ``browser`` (one Chromium for the module) and ``server`` (with
+the settings the module needs) fixtures; these build on whichever the requesting module has.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser
+
+from tests.e2e.browser_support import ContextFactory, browser_contexts
+from tests.helpers import Server
+
+
+@pytest.fixture
+def new_context(browser: Browser, server: Server) -> Iterator[ContextFactory]:
+    with browser_contexts(browser, server) as make:
+        yield make
+
+
+@pytest.fixture
+def room(request: pytest.FixtureRequest) -> str:
+    """A room of the test's own (the module's server outlives each test): its name, shortened."""
+    return re.sub(r"[^a-z0-9]+", "-", request.node.name.removeprefix("test_").lower())[:64].strip("-")
