@@ -39,7 +39,7 @@ import asyncio
 import secrets
 import sys
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable
 from itertools import islice
 
@@ -48,6 +48,7 @@ from ..people import Person
 from ..replay import Stored, Window
 from . import Bound, RoomLimit, RoomSummary, StoreListener, StoreSettings, listed
 from .memory_moderation import MemoryModeration
+from .memory_room import RoomState
 from .sanctions import Sanctions
 from .say_ids import SayIds
 
@@ -62,32 +63,6 @@ OVERHEAD = 232
 # is made of these three. A say id keeps its uid (dedup is per uid), a room its person.
 SAY_ID_BYTES = 1500  # one say id remembered, its room forgotten since (measured: 1,400 to 1,490)
 ROOM_BYTES = 2400  # a room beyond its history, with one member (measured: 2,310 to 2,360)
-
-
-class _History:
-    """One room as the store keeps it: its epoch, its numbered messages, and who is present.
-
-    Not the room's members (those are the engine's, engine/room.py): the presence here counts a
-    person's connections in the room (by uid), which is what every member is told and a join is
-    shown.
-    """
-
-    __slots__ = ("epoch", "first", "history", "name", "people", "top", "users")
-
-    def __init__(self, name: str, epoch: str) -> None:
-        self.name = name  # the one copy of the name every key of the store's shares
-        self.epoch = epoch
-        self.top = 0
-        self.first = 1  # the oldest offset retained (top + 1 when none is)
-        self.history: deque[Stored] = deque()
-        self.users: Counter[str] = Counter()  # uid -> connections in the room
-        self.people: dict[str, Person] = {}  # uid -> the person, as entered last
-
-    def trim_oldest(self) -> int:
-        """Forget the oldest retained message; the bytes it took."""
-        stored = self.history.popleft()
-        self.first = stored.offset + 1
-        return stored.size
 
 
 class MemoryStore(MemoryModeration):
@@ -105,10 +80,10 @@ class MemoryStore(MemoryModeration):
         # docs/ makes them predictable.
         self._epochs = epochs
         self._listener: StoreListener | None = None
-        self._rooms: dict[str, _History] = {}
+        self._rooms: dict[str, RoomState] = {}
         # The same rooms by epoch. What outlives a room (its say ids, its entries in the global
         # order) names it by its epoch, never holds its state: forgetting a room frees it at once.
-        self._by_epoch: dict[str, _History] = {}
+        self._by_epoch: dict[str, RoomState] = {}
         self._idle: dict[str, float] = {}  # empty rooms -> since when, oldest first
         self._order: deque[tuple[str, int]] = deque()  # (epoch, offset) of every message retained, in append order
         self.bytes = 0  # what retained messages take, OVERHEAD included
@@ -162,7 +137,7 @@ class MemoryStore(MemoryModeration):
         if not state.users:
             self._emptied(state)
 
-    def _emptied(self, state: _History) -> None:
+    def _emptied(self, state: RoomState) -> None:
         """The room's last person left (or was put out)."""
         if state.history:
             self._idle[state.name] = self._clock()  # kept for a resume, until it must give way
@@ -182,13 +157,13 @@ class MemoryStore(MemoryModeration):
         if self._listener is not None:
             self._listener.presence(room, person, event)
 
-    def _create(self, room: str) -> _History:
+    def _create(self, room: str) -> RoomState:
         limit = self.settings.max_rooms
         while limit and len(self._rooms) >= limit:
             if not self._idle:  # every room has members: none may be taken from them
                 raise RoomLimit(f"this server holds {len(self._rooms)} rooms with members, its limit")
             self._forget(self._rooms[next(iter(self._idle))])  # the room idle longest gives way
-        state = self._rooms[room] = _History(room, self._epochs())
+        state = self._rooms[room] = RoomState(room, self._epochs())
         self._by_epoch[state.epoch] = state
         return state
 
@@ -202,7 +177,7 @@ class MemoryStore(MemoryModeration):
                 break
             self._forget(self._rooms[room])
 
-    def _forget(self, state: _History) -> None:
+    def _forget(self, state: RoomState) -> None:
         """Forget an empty room: its history and bytes go now; its say ids name its epoch, which no
         room will have again, so they match nothing (and expire in turn)."""
         del self._rooms[state.name]
@@ -211,7 +186,7 @@ class MemoryStore(MemoryModeration):
         while state.history:
             self._trim(state)
 
-    def _trim(self, state: _History) -> None:
+    def _trim(self, state: RoomState) -> None:
         self.bytes -= state.trim_oldest()
         self.retained -= 1
 
@@ -262,7 +237,7 @@ class MemoryStore(MemoryModeration):
             self._forget(state)
             raise
 
-    def _append_to(self, state: _History, person: Person, text: str, say_id: str | None) -> tuple[int, bool]:
+    def _append_to(self, state: RoomState, person: Person, text: str, say_id: str | None) -> tuple[int, bool]:
         room = state.name
         self.check_mute(room, person.uid)
         if say_id is not None:
@@ -284,7 +259,7 @@ class MemoryStore(MemoryModeration):
             self._listener.message(room, stored)
         return offset, True
 
-    def _retain(self, state: _History, stored: Stored) -> None:
+    def _retain(self, state: RoomState, stored: Stored) -> None:
         state.history.append(stored)
         self._order.append((state.epoch, stored.offset))
         self.bytes += stored.size
@@ -308,7 +283,7 @@ class MemoryStore(MemoryModeration):
     def _size(self, frame: str) -> int:
         return sys.getsizeof(frame) + OVERHEAD  # what Python holds for it (the module docstring)
 
-    def _holder(self, epoch: str, offset: int) -> _History | None:
+    def _holder(self, epoch: str, offset: int) -> RoomState | None:
         """The room that still retains this message of the global order, if any."""
         owner = self._by_epoch.get(epoch)
         return owner if owner is not None and offset >= owner.first else None

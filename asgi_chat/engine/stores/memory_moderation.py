@@ -12,23 +12,20 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from .. import frames
 from ..people import Person
 from ..replay import Stored
 from . import Forbidden, StoreListener
+from .memory_room import RoomState
 from .sanctions import Sanctions
-
-if TYPE_CHECKING:
-    from .memory import _History
 
 
 class MemoryModeration:
     """Bans and mutes (:class:`Sanctions`), and the actions that reach the listener."""
 
     # What the store itself holds (memory.py): declared here for the methods below.
-    _rooms: dict[str, _History]
+    _rooms: dict[str, RoomState]
     _listener: StoreListener | None
     bans: Sanctions
     mutes: Sanctions
@@ -37,7 +34,7 @@ class MemoryModeration:
     def _tell_presence(self, room: str, person: Person, event: str) -> None:
         raise NotImplementedError
 
-    def _emptied(self, state: _History) -> None:
+    def _emptied(self, state: RoomState) -> None:
         raise NotImplementedError
 
     def _size(self, frame: str) -> int:
