@@ -31,6 +31,8 @@ from .errors import BadName, Unauthorized
 from .names import MAX_NAME_CHARS, check_name
 
 GUEST_PREFIX: Final = "guest:"
+# The uid the operator's API and asgi_chat.publish speak as (web/api_endpoints.py): no token may be it.
+SYSTEM_UID: Final = "system"
 MODERATOR: Final = "moderator"
 MAX_UID_CHARS: Final = 128
 MAX_PATTERNS: Final = 100  # patterns in one token's rooms claim
@@ -79,6 +81,8 @@ def _uid(sub: object) -> str:
         raise Unauthorized("bad claim", f"sub must be 1 to {MAX_UID_CHARS} printable characters")
     if sub.startswith(GUEST_PREFIX):
         raise Unauthorized("guest sub", f"a sub starting with {GUEST_PREFIX!r} is a guest's, made by the server")
+    if sub == SYSTEM_UID:
+        raise Unauthorized("bad claim", f"the sub {SYSTEM_UID!r} is the server's own (the API's announcements)")
     return sub
 
 

@@ -205,3 +205,9 @@ async def test_the_name_defaults_to_the_sub_and_a_moderator_may_take_a_reserved_
     uuid = "0b6f1e5c-2f7e-4a4e-9d3a-7c1e2b3a4d5f"  # 36 characters: longer than a name
     assert (await operator.verify(rs256(sub=uuid, name=None))).name == uuid[:32]
     assert (await operator.verify(rs256(name="Admin", roles=["moderator"]))).name == "Admin"
+
+
+async def test_a_token_cannot_be_the_system_that_announces() -> None:
+    with pytest.raises(Unauthorized) as refused:
+        await verifier(SECRET).verify(sign(SECRET, "HS256", claims(sub="system")))
+    assert (refused.value.reason, "system" in refused.value.detail) == ("bad claim", True)
