@@ -39,6 +39,10 @@ to one asgi_chat as guests, with an HS256 token and with an RS256 token (three s
 tokens made by the bench: orchestra/identity.py), then as many say hello and join one room; and one
 room's fan-out to ``rooms_members`` with the identity fields in every msg, against ``--before``'s.
 
+The api scenario is issue 20's: into one room of ``api_members`` idle members (wsload), lines
+published over the HTTP API (bench/apiload.py, keep-alive HTTP/1.1, 201s/s) beside lines said on
+``/chat/ws`` (acks/s), both on the same server in each repetition, alternating (orchestra/apibench.py).
+
 Usage::
 
     python bench/run.py                     # everything (what `make bench` runs)
@@ -65,6 +69,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orchestra.apibench import api_server
 from orchestra.config import (
     ALL_CPUS,
     BEFORE_SCENARIOS,
@@ -234,6 +239,11 @@ def print_setup(p: Plan, all_cases: Sequence[Case], nofile: int) -> None:
             f"({' '.join(f'{k}={v}' for k, v in UNBUDGETED.items())}); keys and tokens made now"
             + ("" if p.before is not None else "; its fan-out has nothing to compare with without --before")
         )
+    if any(c.scenario == "api" for c in all_cases):
+        print(
+            "api: asgi_chat with ASGI_CHAT_API_KEYS_FILE (a temporary file, one key) and "
+            "ASGI_CHAT_API_RATE_PER_SECOND=0, output budgets off; publishes and says alternate in each repetition"
+        )
     if p.before is not None:
         print(
             f"also asgi_chat from {p.before} ({git_head(p.before)}) as asgi_chat_before in "
@@ -261,6 +271,8 @@ def _pool(case: Case, servers: Sequence[Server], sizes: Sizes) -> Sequence[Serve
         return identity_servers(sizes.idle_warmup + max(sizes.identity_clients, sizes.identity_join_clients))
     if case.scenario == "fairness":
         return FAIRNESS
+    if case.scenario == "api":
+        return [api_server()]
     if case.scenario == "joinstorm":
         return JOINSTORM
     if case.scenario == "scaleout":

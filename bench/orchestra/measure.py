@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .apibench import measure_api
 from .client import ClientTimeout, LoadClient, follow
 from .config import LOGS, ROOT, SCALEOUT_WORKERS, Server
 from .fairness import measure_fairness
@@ -54,6 +55,8 @@ def run_one(server: Server, case: Case, deflate: bool, rep: int, sizes: Sizes) -
         args += ["--hold", "120"]
         if case.measure == "fairness":
             record |= measure_fairness(proc, case, sizes, tag)
+        elif case.measure == "api":
+            record |= measure_api(proc, case, rep, sizes, tag)
         elif case.measure == "idle":
             record |= measure_idle(proc, args, case, sizes, tag)
         elif case.measure == "resume":

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .apibench import api_line, api_section
 from .config import CLIENT_CPU, END_MARK, RESULTS_PAGE, SERVER_CPU, START_MARK, UVICORN_OPTIONS
 from .figures import _mib, fmt
 from .issue18 import fairness_section, joinstorm_section
@@ -122,6 +123,7 @@ def report(
         joinstorm_section(records, sizes),
         fairness_section(records, sizes),
         identity_section(records, sizes),
+        api_section(list(records), sizes),
     ):
         if section:
             lines += ["", *section]
@@ -188,6 +190,8 @@ def summary_line(record: dict[str, Any]) -> str:
         )
     if scenario == "fairness":
         return fairness_line(record)
+    if scenario == "api":
+        return api_line(record)
     if scenario == "idle":
         text = f"{fmt(record.get('mem_per_conn_kib'), '{:.1f}')} KiB/conn, {c['connections_per_s']:,.0f} conn/s"
         if record["scenario"] == "joinstorm":
@@ -226,7 +230,7 @@ def report_saved(path: Path, write: bool) -> int:
     fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["sizes"].items() if k in known}
     sizes = dataclasses.replace(FULL, **fields)
     only = [name for name in SCENARIOS if any(r["scenario"] == name for r in records)]
-    framed = ("scaleout", "rooms", "roomscale", "joinstorm", "fairness", "identity")
+    framed = ("scaleout", "rooms", "roomscale", "joinstorm", "fairness", "identity", "api")
     deflates = sorted({bool(r["deflate"]) for r in records if r["scenario"] not in framed} or {False})
     all_cases = cases(sizes, only)
     section = report(meta, records, all_cases, evaluate_targets(records, sizes, deflates), deflates, sizes)

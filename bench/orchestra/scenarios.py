@@ -50,6 +50,11 @@ class Sizes:
     identity_clients: int = 2000  # clients that say hello (each until its welcome), per run
     identity_join_clients: int = 1000  # clients that say hello and join one room (each until its joined)
     identity_concurrency: int = 50  # connections in flight
+    # The api scenario (issue 20): HTTP API publishes beside WebSocket says into one room of idle members.
+    api_members: int = 100
+    api_connections: int = 4  # requests (publish) or says in flight, one per connection
+    api_seconds: float = 4.0  # each phase, at most
+    api_max_lines: int = 40000  # each phase, at most
 
 
 FULL = Sizes(
@@ -87,10 +92,12 @@ QUICK = dataclasses.replace(
     joinstorm_clients=300,
     identity_clients=1000,
     identity_join_clients=300,
+    api_seconds=2.0,
 )
 
 SCENARIOS = (
     "fanout", "stalled", "idle", "echo", "rooms", "scaleout", "roomscale", "joinstorm", "fairness", "identity",
+    "api",
 )  # fmt: skip
 # The fairness scenario's runs, one attack each (bench/abuse.py's kinds), and the run without one.
 ATTACKS = ("baseline", "history", "history-noread", "resume", "presence", "malformed", "sayflood")
@@ -125,6 +132,7 @@ def cases(sizes: Sizes, only: Sequence[str]) -> list[Case]:
         ("joinstorm", _joinstorm_cases),
         ("fairness", _fairness_cases),
         ("identity", _identity_cases),
+        ("api", _api_cases),
     )
     return [case for name, build in builders if name in only for case in build(sizes, common)]
 
@@ -377,6 +385,21 @@ def _identity_cases(sizes: Sizes, common: tuple[str, ...]) -> list[Case]:
     ]  # fmt: skip
 
 
+def _api_cases(sizes: Sizes, common: tuple[str, ...]) -> list[Case]:
+    """Issue 20: lines published over the HTTP API beside lines said on /chat/ws, one room of idle members."""
+    n, k = sizes.api_members, sizes.api_connections
+    return [
+        Case(
+            f"api-{n}",
+            "api",
+            f"One room of {n} idle members: HTTP API publishes vs WebSocket says, {k} in flight, "
+            f"{sizes.fanout_size} B lines",
+            (),
+            2 * sizes.api_seconds + 240,
+        )
+    ]
+
+
 def rounds(case: Case, sizes: Sizes) -> int:
     """Runs of each server per repetition: 1, or sizes.scaleout_pairs for scale-out's A and B."""
     return sizes.scaleout_pairs if case.measure == "scaleout" else 1
@@ -385,7 +408,7 @@ def rounds(case: Case, sizes: Sizes) -> int:
 def case_deflates(case: Case, deflates: Sequence[bool]) -> list[bool]:
     """Scale-out and rooms run without deflate (the question is the broker, the room), unless only
     `--deflate on` was asked."""
-    if case.scenario in ("joinstorm", "fairness", "identity"):
+    if case.scenario in ("joinstorm", "fairness", "identity", "api"):
         return [False]  # what they measure is the room protocol's work (and the fairness clients offer none)
     if case.scenario in ("scaleout", "rooms", "roomscale") and False in deflates:
         return [False]

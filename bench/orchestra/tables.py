@@ -38,7 +38,7 @@ def figures_table(records: Sequence[dict[str, Any]], all_cases: Sequence[Case], 
         "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for case in all_cases:
-        if case.scenario in ("scaleout", "rooms", "roomscale", "joinstorm", "fairness", "identity"):
+        if case.scenario in ("scaleout", "rooms", "roomscale", "joinstorm", "fairness", "identity", "api"):
             continue  # a table of its own: scaleout_section, rooms_section, roomscale_section, issue18/19.py
         for deflate in deflates:
             if not any(select_records(records, n, case.key, deflate) for n in names):
