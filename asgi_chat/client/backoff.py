@@ -11,6 +11,9 @@ Two questions, answered without any I/O so that a table of tests can pin them do
   ``min(cap, base * 2**n)``. The randomness spreads out the clients that one server restart
   disconnected all at once, so they do not all come back in the same instant; the cap bounds
   the wait, and ``attempts`` bounds how long the client keeps trying before it gives up.
+
+And one more "when", for a live connection (:func:`refresh_in`): when to send ``get_token``'s new
+token in a ``refresh``, before the token the connection stands on expires.
 """
 
 from __future__ import annotations
@@ -42,6 +45,9 @@ TOKEN_EXPIRED: Final = 4001
 # HTTP answers to the handshake that may change by themselves: too many requests, and the 5xx
 # (asgi_chat answers 503 while its room store is out of reach, or it is shutting down).
 RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
+# A refresh goes a third of the token's remaining life before it expires, at most this many
+# seconds before (a 10-minute token is refreshed a minute early, a 3-second one a second early).
+REFRESH_LEAD_MAX: Final = 60.0
 
 
 def verdict(code: int, reason: str = "") -> Verdict:
@@ -92,3 +98,11 @@ class Backoff:
     def exhausted(self, failures: int) -> bool:
         """True when ``failures`` tries in a row have failed and no more are allowed."""
         return self.attempts is not None and failures >= self.attempts
+
+
+def refresh_in(expires_ms: int, now: float) -> float:
+    """Seconds from ``now`` (seconds since 1970) until the refresh of a token that expires at
+    ``expires_ms`` (ms since 1970): a third of its remaining life before then, at most a minute
+    before; at once if that time has passed."""
+    remaining = expires_ms / 1000 - now
+    return max(remaining - min(remaining / 3, REFRESH_LEAD_MAX), 0.0)

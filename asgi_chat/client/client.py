@@ -25,7 +25,8 @@ class Client:
     """A client of ``asgi-chat.v1`` that loses nothing across dropped connections (docs/client.md).
 
     ``token`` is sent in ``hello``; ``get_token``, when given, is awaited for a token before the
-    first connection and again after the server closes with 4001 (token expired). ``backoff``
+    first connection, before each expiry the server announces (sent in a ``refresh`` on the live
+    connection) and after the server closes with 4001 (token expired). ``backoff``
     says how long to wait between tries, and how many in a row may fail.
     """
 

@@ -34,6 +34,15 @@ class Welcome:
 
 
 @dataclass(frozen=True, slots=True)
+class Refreshed:
+    """The answer to a ``refresh`` the client sent on the live connection (``get_token``'s new
+    token): it now ``expires`` then (ms since 1970), and the connection goes on."""
+
+    expires: int | None
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Joined:
     """You are in ``room``: its ``epoch`` and top ``offset`` when you joined, who is there (``presence``,
     None after a join with ``presence=False``) and how many (``count``). Replayed messages follow."""
@@ -161,7 +170,7 @@ class Disconnected:
 
 
 # What a frame can be; an event is one of those, or the client's own Disconnected.
-Frame = Welcome | Joined | Message | Gap | Presence | Members | Ack | Left | History | Error | Unknown
+Frame = Welcome | Refreshed | Joined | Message | Gap | Presence | Members | Ack | Left | History | Error | Unknown
 Event = Frame | Disconnected
 
 
@@ -233,6 +242,10 @@ def _welcome(f: _Fields) -> Welcome:
     return Welcome(f.text("user"), f.maybe_text("uid"), guest, f.maybe_whole("expires"), token)
 
 
+def _refreshed(f: _Fields) -> Refreshed:
+    return Refreshed(f.maybe_whole("expires"), f.maybe_text("id"))
+
+
 def _joined(f: _Fields) -> Joined:
     listed = f.frame.get("presence")
     if listed is not None and not (isinstance(listed, list) and all(isinstance(name, str) for name in listed)):
@@ -280,6 +293,7 @@ def _error(f: _Fields) -> Error:
 
 _PARSERS: dict[str, Callable[[_Fields], Frame]] = {
     "welcome": _welcome,
+    "refreshed": _refreshed,
     "joined": _joined,
     "msg": _message,
     "gap": _gap,

@@ -24,6 +24,7 @@ from .events import (
     Members,
     Message,
     Presence,
+    Refreshed,
     Unknown,
     Welcome,
     parse_frame,
@@ -50,6 +51,7 @@ class Inbox:
         self.events = events
         self.name: str | None = None  # the user's name as the server shows it (its welcome)
         self.uid: str | None = None  # and who the user is, where the server has identity
+        self.refreshes: dict[str, asyncio.Future[Refreshed]] = {}  # refresh id -> its answer (runner.py)
 
     def receive(self, text: str | bytes) -> None:
         """Apply one frame; raises :class:`Reconnect` when the connection must start over."""
@@ -60,6 +62,9 @@ class Inbox:
             return
         if isinstance(event, (Ack, Left, History, Members)):
             self.requests.answer(event.id, event)
+        elif isinstance(event, Refreshed):
+            self._settle_refresh(event.id, event)
+            self.events.put_nowait(event)  # yours to see too: when the connection's token now expires
         elif isinstance(event, Error):
             self._error(event)
         elif isinstance(event, (Unknown, Welcome)):
@@ -88,10 +93,25 @@ class Inbox:
             return line.uid == self.uid
         return line.user == self.name
 
+    def _settle_refresh(self, request_id: str | None, answer: Refreshed | Refused) -> bool:
+        waiter = self.refreshes.pop(request_id, None) if request_id is not None else None
+        if waiter is None or waiter.done():
+            return False
+        if isinstance(answer, Refused):
+            waiter.set_exception(answer)
+        else:
+            waiter.set_result(answer)
+        return True
+
     def _error(self, error: Error) -> None:
+        refused = Refused(error.code, error.message, error.retry_ms)
+        if self._settle_refresh(error.id, refused):
+            if error.code not in TRANSIENT:
+                self.events.put_nowait(error)  # a token refused (4401 follows): the reason is yours to see
+            return
         room = self.rooms.join_answered(error.id)
         if room is None:
-            if not self.requests.refuse(error.id, Refused(error.code, error.message, error.retry_ms)):
+            if not self.requests.refuse(error.id, refused):
                 self.events.put_nowait(error)  # about no request of ours: yours to see
         elif error.code in TRANSIENT:
             # A room we cannot rejoin now (its store out of reach): without it this connection

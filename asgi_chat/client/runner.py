@@ -25,6 +25,7 @@ import enum
 import json
 import logging
 import random
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -36,9 +37,9 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.typing import Subprotocol
 
 from ..endpoints.protocol import SUBPROTOCOL
-from .backoff import Backoff, Verdict, handshake_verdict, verdict
+from .backoff import Backoff, Verdict, handshake_verdict, refresh_in, verdict
 from .errors import BadFrame, Closed, Refused
-from .events import Disconnected, Error, Event, Welcome, parse_frame
+from .events import Disconnected, Error, Event, Refreshed, Welcome, parse_frame
 from .inbox import TRANSIENT, Inbox, Reconnect
 from .ledger import Requests, Rooms
 
@@ -47,6 +48,9 @@ logger = logging.getLogger("asgi_chat.client")
 # A history page is up to 100 messages of up to 4,000 characters (ASGI_CHAT_MAX_TEXT_CHARS),
 # each up to 4 bytes in UTF-8: more than websockets' default limit of 1 MiB per message.
 MAX_FRAME_BYTES = 16 * 2**20
+# After a refresh was answered, the next waits at least this long (seconds), whatever the new
+# token's expiry: a get_token that hands out the same token again is not asked in a tight loop.
+MIN_REFRESH_GAP = 0.5
 
 
 class State(enum.Enum):
@@ -187,10 +191,13 @@ class Runner:
         welcomed_at: float | None = None
         self.connection += 1
         self.rooms.new_connection()
+        refresher: asyncio.Task[None] | None = None
         try:
-            await self._hello(ws)
+            welcome = await self._hello(ws)
             welcomed_at = loop.time()
             self.ws = ws
+            if welcome.expires is not None and self._get_token is not None:
+                refresher = asyncio.create_task(self._refreshing(ws, welcome.expires), name=f"refresh {self.user}")
             await self.flush()  # every room rejoined, every request resent: then, at once, CONNECTED
             self.state = State.CONNECTED
             async for text in ws:
@@ -201,6 +208,10 @@ class Runner:
             await ws.close()
             return _Drop(None, str(reconnect), Verdict.RETRY, _since(loop, welcomed_at))
         finally:
+            if refresher is not None:
+                refresher.cancel()  # its connection is gone: the next one's welcome starts another
+                with contextlib.suppress(asyncio.CancelledError):
+                    await refresher
             self.ws = None
             if self.state is State.CONNECTED:
                 self.state = State.CONNECTING
@@ -210,7 +221,49 @@ class Runner:
         code, reason = int(ws.close_code or 1006), ws.close_reason or ""
         return _Drop(code, reason, verdict(code, reason), _since(loop, welcomed_at))
 
-    async def _hello(self, ws: ClientConnection) -> None:
+    async def _refreshing(self, ws: ClientConnection, expires: int) -> None:
+        """Keep this connection's token fresh: ``refresh_in`` before each expiry (backoff.py), a
+        new token from ``get_token`` sent in a ``refresh``; its ``refreshed`` says the next expiry.
+        A token refused ends the connection (4401, the server's): nothing more to do here. A
+        get_token that fails, or a "not now", is tried again after a backoff delay; if the token
+        expires meanwhile, the server's 4001 and the reconnect with a new token take over."""
+        assert self._get_token is not None
+        delay, failures = refresh_in(expires, time.time()), 0
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                token = await self._get_token()
+                answer = await self._refresh(ws, token)
+            except Refused as refused:
+                if refused.code not in TRANSIENT:
+                    return  # unauthorized: the server closes with 4401, and the client stops
+                delay = self._refresh_retry(refused.retry_ms, failures)
+            except Exception as error:  # the token service may be down for a moment
+                logger.warning("get_token failed, the refresh is tried again: %r", error)
+                delay = self._refresh_retry(None, failures)
+            else:
+                self._token = token  # and in the next hello too, should this connection drop
+                if answer.expires is None:
+                    return  # a token that never expires
+                delay, failures = max(refresh_in(answer.expires, time.time()), MIN_REFRESH_GAP), 0
+                continue
+            failures += 1
+
+    def _refresh_retry(self, retry_ms: int | None, failures: int) -> float:
+        return retry_ms / 1000 if retry_ms is not None else self.backoff.delay(failures, self.rng)
+
+    async def _refresh(self, ws: ClientConnection, token: str) -> Refreshed:
+        """Send ``refresh`` with ``token`` and wait for its answer (raises :class:`Refused`)."""
+        request_id = uuid.uuid4().hex
+        answer: asyncio.Future[Refreshed] = asyncio.get_running_loop().create_future()
+        self.inbox.refreshes[request_id] = answer
+        try:
+            await self.send(ws, {"type": "refresh", "id": request_id, "token": token})
+            return await answer
+        finally:
+            self.inbox.refreshes.pop(request_id, None)
+
+    async def _hello(self, ws: ClientConnection) -> Welcome:
         frame: dict[str, Any] = {"type": "hello", "user": self.user}
         if self._token is not None:
             frame["token"] = self._token  # identity (issue 19); a server without it ignores the field
@@ -237,6 +290,7 @@ class Runner:
         self.events.put_nowait(event)
         if self._ready is not None and not self._ready.done():
             self._ready.set_result(None)
+        return event
 
     async def flush(self) -> None:
         """Send what this connection owes the server, one frame at a time (joins first, then the

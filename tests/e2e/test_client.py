@@ -1,8 +1,9 @@
 """``asgi_chat.client`` against a real server (``uvicorn asgi_chat:app`` on a free port): a bot's
-round trip, what the server refuses, its rate limit (1008, then back), an exact ``trimmed`` gap,
-and the chaos test: a client whose TCP connection is cut 50 times at random points, while the
-server restarts once, sees every message once in offset order or an exact gap (the restart's
-``reset``), and each of its says is published once.
+round trip, what the server refuses, its rate limit (1008, then back), a token refreshed on the
+live connection (no 4001, no reconnect), an exact ``trimmed`` gap, and the chaos test: a client
+whose TCP connection is cut 50 times at random points, while the server restarts once, sees every
+message once in offset order or an exact gap (the restart's ``reset``), and each of its says is
+published once.
 
 The reconnect policy for every close code (4001, 4401 and 4403 included) and what exactly a
 reconnect sends are in tests/e2e/test_client_scripted.py; the same chaos on two processes sharing
@@ -15,14 +16,27 @@ import asyncio
 import contextlib
 import random
 import re
+import time
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, TypeVar
 
+import jwt
 import pytest
 
-from asgi_chat.client import Client, Disconnected, Gap, Message, Presence, Refused
+from asgi_chat.client import (
+    Client,
+    Disconnected,
+    Event,
+    Gap,
+    Message,
+    Presence,
+    Refreshed,
+    Refused,
+    State,
+    Welcome,
+)
 from tests.e2e.client_support import FAST, Proxy, Timeline, whole_history
 from tests.helpers import ROOT, TIMEOUT, Server, free_port, uvicorn_command
 
@@ -192,6 +206,55 @@ async def test_a_client_closed_for_its_rate_comes_back_and_publishes_each_say_on
             history = await whole_history(ada, ROOM, max(offsets))
     assert sorted(line.text for line in history) == sorted(texts)  # each once: none lost, none twice
     assert {line.text: line.offset for line in history} == dict(zip(texts, offsets, strict=True))
+
+
+# --- a token refreshed on the live connection -------------------------------------------------------------
+
+JWT_SECRET = "an operator secret of forty bytes, or so"  # ASGI_CHAT_JWT_SECRET: HS256
+TOKEN_SECONDS = 2  # each token's life (exp); the server closes 1 s after it (ASGI_CHAT_TOKEN_GRACE)
+
+
+def operator_token(name: str) -> str:
+    now = int(time.time())
+    return jwt.encode({"sub": f"u-{name}", "name": name, "iat": now, "exp": now + TOKEN_SECONDS}, JWT_SECRET)
+
+
+async def test_a_token_refreshed_on_the_live_connection_keeps_it_open_for_three_lifetimes(tmp_path: Path) -> None:
+    """Tokens of 2 s, a grace of 1 s: without a refresh the server would close with 4001 at 3 s.
+    The client sends get_token's token in a refresh before each expiry, on the same connection:
+    no 4001, no reconnect, for at least three tokens' lifetimes."""
+    env = {**KEEP_ALL, "ASGI_CHAT_JWT_SECRET": JWT_SECRET, "ASGI_CHAT_TOKEN_GRACE": "1"}
+    issued: list[int] = []  # the exp (ms) of each token get_token handed out
+
+    async def get_token() -> str:
+        token = operator_token("ada")
+        issued.append(jwt.decode(token, JWT_SECRET, algorithms=["HS256"])["exp"] * 1000)
+        return token
+
+    with serving(tmp_path, env) as server:
+        async with Client(server.url, user="ada", token=operator_token("ada"), get_token=get_token) as chat:
+            started = time.monotonic()
+            await chat.join(ROOM)
+            events: list[Event] = []
+            async with asyncio.timeout(TIMEOUT + 3 * TOKEN_SECONDS):
+                async for event in chat:  # refreshed frames, about one a second, until 3 lifetimes passed
+                    events.append(event)
+                    if isinstance(event, Refreshed) and time.monotonic() - started >= 3 * TOKEN_SECONDS:
+                        break
+            offset = await asyncio.wait_for(chat.say(ROOM, "still on the first connection"), TIMEOUT)
+            events.append(await next_of(chat, Message))  # that line, on the same connection
+            assert chat.state is State.CONNECTED
+    welcome, *rest = events
+    assert isinstance(welcome, Welcome)
+    assert (welcome.user, welcome.guest) == ("ada", False)
+    assert [event for event in rest if isinstance(event, (Disconnected, Welcome))] == []  # no 4001, no reconnect
+    refreshed = [event for event in rest if isinstance(event, Refreshed)]
+    assert len(refreshed) >= 3
+    assert [event.expires for event in refreshed] == issued[: len(refreshed)]  # get_token's tokens, in order
+    line = rest[-1]
+    assert isinstance(line, Message)
+    assert (line.offset, line.user, line.uid, line.text) == (offset, "ada", "u-ada", "still on the first connection")
+    assert "Traceback" not in server.output()
 
 
 # --- away longer than history: an exact gap ------------------------------------------------------------

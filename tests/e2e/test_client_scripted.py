@@ -1,5 +1,6 @@
 """The client against a scripted server: which closes it comes back after (with backoff), which it
-stops on (and says why), the token it sends and refreshes, its states, the bound on its tries;
+stops on (and says why), the token it sends and refreshes (on the live connection, before it
+expires, and after a 4001), its states, the bound on its tries;
 and what a reconnect sends: each room rejoined with ``since`` its position, each say not acked
 resent with its same id, a say whose own line came not resent at all.
 
@@ -12,7 +13,9 @@ tests/e2e/test_client.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from http import HTTPStatus
@@ -23,7 +26,19 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from asgi_chat.client import Backoff, Client, Closed, Disconnected, Event, Joined, Message, State, Welcome
+from asgi_chat.client import (
+    Backoff,
+    Client,
+    Closed,
+    Disconnected,
+    Error,
+    Event,
+    Joined,
+    Message,
+    Refreshed,
+    State,
+    Welcome,
+)
 from asgi_chat.endpoints.protocol import SUBPROTOCOL
 from tests.helpers import TIMEOUT, free_port
 
@@ -228,6 +243,94 @@ async def test_an_expired_token_without_get_token_stops_the_client_and_no_token_
         async with Client(server.url, user="ada", backoff=QUICK) as chat:
             await events_until_closed(chat)
     assert [hello.get("token", "none") for hello in server.hellos] == ["fixed", "none"]
+
+
+LIFETIME = 0.9  # seconds: the scripted tokens' life, refreshed a third of it (0.3 s) before expiry
+
+
+def expiring_welcome(expires: float) -> str:
+    return json.dumps({"type": "welcome", "user": "ada", "uid": "u-1", "guest": False, "expires": int(expires * 1000)})
+
+
+async def test_a_live_token_is_refreshed_before_it_expires_with_the_token_get_token_returned() -> None:
+    """No reconnect: each refresh goes on the live connection, before its token's expiry, with
+    get_token's token; each refreshed schedules the next; and a later hello presents the newest."""
+    tokens = iter(["token-2", "token-3"])
+    refreshes: list[tuple[dict[str, Any], float]] = []  # each refresh, and how long before expiry it came
+
+    async def get_token() -> str:
+        return next(tokens)
+
+    async def expiring(ws: ServerConnection) -> None:
+        expires = time.time() + LIFETIME
+        await ws.send(expiring_welcome(expires))
+        for _ in range(2):
+            frame = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+            refreshes.append((frame, expires - time.time()))
+            expires = time.time() + LIFETIME
+            await ws.send(json.dumps({"type": "refreshed", "expires": int(expires * 1000), "id": frame["id"]}))
+        await ws.close(1012)  # and on the next connection, the newest token goes in the hello
+
+    script = Scripted([expiring, welcome])
+    async with (
+        script.running() as server,
+        Client(server.url, user="ada", token="token-1", get_token=get_token, backoff=QUICK) as chat,
+    ):
+        events = await next_events(chat, 5)
+    assert [type(event) for event in events] == [Welcome, Refreshed, Refreshed, Disconnected, Welcome]
+    assert [(frame["type"], frame["token"]) for frame, _ in refreshes] == [
+        ("refresh", "token-2"),
+        ("refresh", "token-3"),
+    ]
+    assert all(0 < left < LIFETIME for _, left in refreshes), refreshes  # before expiry, not at once
+    assert [event.id for event in events if isinstance(event, Refreshed)] == [frame["id"] for frame, _ in refreshes]
+    assert [hello.get("token") for hello in server.hellos] == ["token-1", "token-3"]
+
+
+async def test_without_get_token_nothing_is_refreshed_and_the_expiry_ends_the_client() -> None:
+    frames: list[dict[str, Any]] = []
+
+    async def expiring(ws: ServerConnection) -> None:
+        await ws.send(expiring_welcome(time.time() + LIFETIME / 3))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(LIFETIME):  # the token's life, and as long again
+                async for text in ws:
+                    frames.append(json.loads(text))
+        await ws.close(4001, "token expired")
+
+    async with (
+        Scripted([expiring]).running() as server,
+        Client(server.url, user="ada", token="token-1", backoff=QUICK) as chat,
+    ):
+        events, closed = await events_until_closed(chat)
+    assert frames == []
+    assert events[-1] == Disconnected(4001, "token expired", None)
+    assert closed.code == 4001
+    assert len(server.hellos) == 1
+
+
+async def test_a_refresh_refused_stops_the_client_with_the_reason() -> None:
+    async def refusing(ws: ServerConnection) -> None:
+        await ws.send(expiring_welcome(time.time() + LIFETIME))
+        frame = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+        refused = {"type": "error", "code": "unauthorized", "message": "another user's token", "id": frame["id"]}
+        await ws.send(json.dumps(refused))
+        await ws.close(4401, "unauthorized")
+
+    async def get_token() -> str:
+        return "someone-else"
+
+    async with (
+        Scripted([refusing]).running() as server,
+        Client(server.url, user="ada", token="token-1", get_token=get_token, backoff=QUICK) as chat,
+    ):
+        events, closed = await events_until_closed(chat)
+    assert [type(event) for event in events] == [Welcome, Error, Disconnected]
+    assert isinstance(events[1], Error)
+    assert (events[1].code, events[1].message) == ("unauthorized", "another user's token")
+    assert events[2] == Disconnected(4401, "unauthorized", None)
+    assert closed.code == 4401
+    assert len(server.hellos) == 1
 
 
 async def test_a_server_that_welcomes_then_drops_at_once_is_tried_a_bounded_number_of_times() -> None:

@@ -1,4 +1,5 @@
-"""``/chat/ws`` end to end: ``uvicorn asgi_chat:app`` on a free port, real ``websockets`` clients.
+"""``/chat/ws`` end to end: ``uvicorn asgi_chat:app`` on a free port, real ``websockets`` clients
+(and ``asgi_chat.client``'s, for the concurrent senders).
 
 Concurrent senders into one room, and a client whose TCP connection is dropped again and again in
 the middle of a burst: every receiver gets every offset once, in order, or resumes to it.
@@ -9,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Iterator
+from contextlib import AsyncExitStack
 
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from asgi_chat.client import Client, Joined, Message, Presence, Welcome
 from asgi_chat.endpoints.protocol import SUBPROTOCOL
 from tests.helpers import TIMEOUT, Server, free_port, uvicorn_command
 from tests.rooms_support import Frame, WireRoomsClient
@@ -60,50 +63,68 @@ async def test_the_subprotocol_is_accepted_and_a_binary_frame_closes_1003(server
 # --- many senders, one order ---------------------------------------------------------------------
 
 
-async def collect(client: WireRoomsClient, messages: int, acks: int) -> tuple[list[Frame], list[Frame]]:
-    """Read until ``messages`` msg frames and ``acks`` ack frames have come; presence may come too."""
+async def collect(client: WireRoomsClient, messages: int) -> list[Frame]:
+    """Read until ``messages`` msg frames have come; presence may come too, nothing else."""
     msgs: list[Frame] = []
-    acked: list[Frame] = []
-    while len(msgs) < messages or len(acked) < acks:
+    while len(msgs) < messages:
         frame = await client.frame()
         if frame["type"] == "msg":
             msgs.append(frame)
-        elif frame["type"] == "ack":
-            acked.append(frame)
         else:
             assert frame["type"] == "presence", frame  # in particular, never a gap
-    return msgs, acked
+    return msgs
+
+
+async def lines_of(chat: Client, messages: int) -> list[Message]:
+    """The next ``messages`` lines ``chat`` yields; presence may come too, nothing else (never a
+    gap, never a reconnect)."""
+    lines: list[Message] = []
+    async for event in chat:
+        if isinstance(event, Message):
+            lines.append(event)
+            if len(lines) == messages:
+                return lines
+        else:
+            assert isinstance(event, (Welcome, Joined, Presence)), event
+    raise AssertionError(f"the events ended after {len(lines)} lines")
 
 
 async def test_concurrent_senders_every_receiver_gets_offsets_1_to_600_once_in_order(server: Server) -> None:
+    """The senders are asgi_chat.client's (each say's offset is its ack's); the receivers read the
+    wire itself, so that a line the server sent twice is seen (a Client would drop the repeat)."""
     room = "burst"
-    senders = [await WireRoomsClient.connect(server.url, f"sender-{n}") for n in range(SENDERS)]
-    receivers = [await WireRoomsClient.connect(server.url, f"receiver-{n}") for n in range(RECEIVERS)]
-    for client in (*senders, *receivers):
-        assert (await client.join(room))["offset"] == 0
     total = SENDERS * LINES
-    readers = [asyncio.create_task(collect(client, total, LINES if client in senders else 0)) for client in senders]
-    readers += [asyncio.create_task(collect(client, total, 0)) for client in receivers]
+    async with AsyncExitStack() as stack:
+        senders = [await stack.enter_async_context(Client(server.url, user=f"sender-{n}")) for n in range(SENDERS)]
+        receivers = [await WireRoomsClient.connect(server.url, f"receiver-{n}") for n in range(RECEIVERS)]
+        for sender in senders:
+            assert (await sender.join(room)).offset == 0
+        for client in receivers:
+            assert (await client.join(room))["offset"] == 0
+        readers = [asyncio.create_task(collect(client, total)) for client in receivers]
+        heard = [asyncio.create_task(lines_of(sender, total)) for sender in senders]
 
-    async def send_all(n: int) -> None:
-        for line in range(LINES):
-            await senders[n].say(room, f"{n}:{line}", id=f"{n}-{line}")
-
-    await asyncio.wait_for(asyncio.gather(*(send_all(n) for n in range(SENDERS))), TIMEOUT)
-    results = await asyncio.wait_for(asyncio.gather(*readers), TIMEOUT * 2)
-    reference = results[0][0]
-    for msgs, _ in results:
+        # Every say of every sender in flight at once: each sender's sent in the order called.
+        says = [
+            asyncio.gather(*(sender.say(room, f"{n}:{line}") for line in range(LINES)))
+            for n, sender in enumerate(senders)
+        ]
+        offsets = await asyncio.wait_for(asyncio.gather(*says), TIMEOUT * 2)
+        received = await asyncio.wait_for(asyncio.gather(*readers), TIMEOUT * 2)
+        sent_back = await asyncio.wait_for(asyncio.gather(*heard), TIMEOUT)
+        for client in receivers:
+            await client.close()
+    reference = received[0]
+    for msgs in received:
         assert [frame["offset"] for frame in msgs] == list(range(1, total + 1))  # no hole, no duplicate
         assert msgs == reference  # one total order, the same for everyone
-        for n in range(SENDERS):
-            own = [frame["text"] for frame in msgs if frame["user"] == f"sender-{n}"]
-            assert own == [f"{n}:{line}" for line in range(LINES)]  # each sender's lines in its order
-    for n, (msgs, acks) in enumerate(results[:SENDERS]):
-        offset_of = {frame["id"]: frame["offset"] for frame in msgs}
-        assert [ack["id"] for ack in acks] == [f"{n}-{line}" for line in range(LINES)]
-        assert all(ack["offset"] == offset_of[ack["id"]] for ack in acks)  # each ack names its line's offset
-    for client in (*senders, *receivers):
-        await client.close()
+    for n in range(SENDERS):
+        own = [frame for frame in reference if frame["user"] == f"sender-{n}"]
+        assert [frame["text"] for frame in own] == [f"{n}:{line}" for line in range(LINES)]  # in the order said
+        assert offsets[n] == [frame["offset"] for frame in own]  # each say's ack names its line's offset
+    as_sent = [(frame["offset"], frame["user"], frame["text"], frame["id"]) for frame in reference]
+    for lines in sent_back:  # the senders hear the same lines, in the same order
+        assert [(line.offset, line.user, line.text, line.id) for line in lines] == as_sent
 
 
 # --- killed mid-burst, resumed ---------------------------------------------------------------------

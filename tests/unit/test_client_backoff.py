@@ -1,5 +1,6 @@
 """The client's reconnect policy (asgi_chat/client/backoff.py): full jitter within its bounds, the
-cap, the tries allowed, and which close codes and handshake answers mean "come back later"."""
+cap, the tries allowed, and which close codes and handshake answers mean "come back later"; and
+when a live connection's token is refreshed."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import statistics
 
 import pytest
 
-from asgi_chat.client.backoff import Backoff, Verdict, handshake_verdict, verdict
+from asgi_chat.client.backoff import Backoff, Verdict, handshake_verdict, refresh_in, verdict
 
 POLICY = Backoff(base=0.5, cap=20.0, attempts=12)
 
@@ -106,3 +107,22 @@ def test_the_close_code_says_whether_to_come_back(code: int, reason: str, expect
 )
 def test_the_handshake_status_says_whether_to_come_back(status: int, expected: Verdict) -> None:
     assert handshake_verdict(status) is expected
+
+
+@pytest.mark.parametrize(
+    ("remaining", "refresh_after"),
+    [
+        (3.0, 2.0),  # a third of its life before expiry
+        (90.0, 60.0),
+        (180.0, 120.0),  # a third is a minute: still a minute before
+        (600.0, 540.0),  # a 10-minute token: a minute before, not 200 s
+        (86_400.0, 86_340.0),
+        (0.0, 0.0),  # expiring now: at once
+        (-5.0, 0.0),  # already past (a slow clock, a long get_token): at once, never a negative wait
+    ],
+)
+def test_a_token_is_refreshed_a_third_of_its_remaining_life_before_expiry_at_most_a_minute(
+    remaining: float, refresh_after: float
+) -> None:
+    now = 1_700_000_000.0
+    assert refresh_in(int((now + remaining) * 1000), now) == pytest.approx(refresh_after)

@@ -22,6 +22,7 @@ from asgi_chat.client import (
     Members,
     Message,
     Presence,
+    Refreshed,
     Unknown,
     Welcome,
     parse_frame,
@@ -115,9 +116,16 @@ def test_a_field_the_server_adds_later_is_ignored() -> None:
     assert parse_frame('{"type":"left","room":"lobby","since":"v2"}') == Left("lobby")
 
 
+def test_a_refreshed_says_when_the_new_token_expires() -> None:
+    assert parse_frame('{"type":"refreshed","expires":1800000000,"id":"r1"}') == Refreshed(1_800_000_000, "r1")
+    assert parse_frame('{"type":"refreshed","expires":null}') == Refreshed(None)
+    with pytest.raises(BadFrame, match="refreshed frame: expires"):
+        parse_frame('{"type":"refreshed","expires":"soon"}')
+
+
 def test_a_frame_type_the_client_does_not_know_is_passed_on() -> None:
-    text = '{"type":"refreshed","expires":1800000000}'
-    assert parse_frame(text) == Unknown("refreshed", {"type": "refreshed", "expires": 1_800_000_000})
+    text = '{"type":"kicked","room":"lobby","by":"u-9"}'
+    assert parse_frame(text) == Unknown("kicked", {"type": "kicked", "room": "lobby", "by": "u-9"})
 
 
 def test_a_message_says_when_in_local_time() -> None:
