@@ -1,7 +1,8 @@
-"""What the browser tests share: a fresh browser context per page, and a room of each test's own.
+"""What the browser tests share: one Chromium per module, a fresh browser context per page, and a
+room of each test's own.
 
-Each browser test module has its own ``browser`` (one Chromium for the module) and ``server`` (with
-the settings the module needs) fixtures; these build on whichever the requesting module has.
+Each browser test module has its own ``server`` fixture (with the settings the module needs);
+the fixtures here build on whichever the requesting module has.
 """
 
 from __future__ import annotations
@@ -12,8 +13,14 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser
 
-from tests.e2e.browser_support import ContextFactory, browser_contexts
+from tests.e2e.browser_support import ContextFactory, browser_contexts, chromium
 from tests.helpers import Server
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture

@@ -30,7 +30,6 @@ from playwright.sync_api import (
 from tests.e2e.browser_support import (
     TIMEOUT_MS,
     ContextFactory,
-    chromium,
     client_id,
     expect_state,
     messages,
@@ -47,12 +46,6 @@ PHONE = {"width": 390, "height": 844}
 # After a restart the page retries with a backoff (0.25-0.5 s, then 0.5-1 s, 1-2 s, 2-4 s...):
 # room for a slow server start plus the next retry.
 RECONNECT_MS = 3 * TIMEOUT_MS
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as browser:
-        yield browser
 
 
 @pytest.fixture(scope="module")

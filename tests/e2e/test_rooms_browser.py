@@ -25,7 +25,6 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import (
-    Browser,
     BrowserContext,
     ConsoleMessage,
     Locator,
@@ -39,7 +38,6 @@ from websockets.sync.client import ClientConnection, connect
 from tests.e2e.browser_support import (
     TIMEOUT_MS,
     ContextFactory,
-    chromium,
 )
 from tests.helpers import TIMEOUT, Server, free_port, uvicorn_command
 from tests.redis_support import running_redis
@@ -133,12 +131,6 @@ class Cable:
 
 
 # --- fixtures ------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as browser:
-        yield browser
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, WebSocket, expect
 from websockets.sync.client import connect
 
 from asgi_chat.identity.names import tag
-from tests.e2e.browser_support import TIMEOUT_MS, ContextFactory, browser_contexts, chromium
+from tests.e2e.browser_support import TIMEOUT_MS, ContextFactory, browser_contexts
 from tests.e2e.test_rooms_browser import (
     CONNECTED,
     Cable,
@@ -53,12 +53,6 @@ SESSIONS = {"ada": ("42", "Ada Lovelace", SECRET), "mallory": ("666", "Mallory",
 
 
 # --- fixtures ------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as browser:
-        yield browser
 
 
 @pytest.fixture(scope="module")
